@@ -1,0 +1,8 @@
+//! `aha reward` (being written).
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("`aha reward` is not implemented yet")
+}
