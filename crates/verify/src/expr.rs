@@ -65,7 +65,10 @@ pub enum Node {
     /// `A \cup B`, unordered.
     Union(Vec<Node>),
     /// `a = b`, `x \le 3`, `y = 2x + 1 = 7`: `ops.len() + 1 == sides.len()`.
-    Rel { sides: Vec<Node>, ops: Vec<RelOp> },
+    Rel {
+        sides: Vec<Node>,
+        ops: Vec<RelOp>,
+    },
     /// Prose with no mathematics, lower-cased words joined by single spaces.
     Text(String),
 }
@@ -206,7 +209,7 @@ impl Parser<'_> {
             sides.push(self.sum()?);
         }
         if ops.is_empty() {
-            return Ok(sides.pop().ok_or(ParseError::NotScalar)?);
+            return sides.pop().ok_or(ParseError::NotScalar);
         }
         Ok(Node::Rel { sides, ops })
     }
@@ -218,11 +221,7 @@ impl Parser<'_> {
             return Ok(first);
         }
         let mut accs = vec![first.into_expr()?];
-        loop {
-            let op = match self.peek() {
-                Some(t @ (Tok::Plus | Tok::Minus | Tok::Pm)) => t.clone(),
-                _ => break,
-            };
+        while let Some(op @ (Tok::Plus | Tok::Minus | Tok::Pm)) = self.peek().cloned() {
             self.i += 1;
             let rhs = self.term()?.into_expr()?;
             accs = match op {
@@ -417,8 +416,8 @@ impl Parser<'_> {
                 if let Ok(Node::Expr(Expr::Div(p, q))) = self.primary() {
                     if let (Expr::Num(p), Expr::Num(q)) = (p.as_ref(), q.as_ref()) {
                         if p.is_integer() && q.is_integer() && p.numer() > 0 && q.numer() > 0 {
-                            let frac = p.div(*q).ok_or(ParseError::NotScalar)?;
-                            let total = whole.add(frac).ok_or(ParseError::NotScalar)?;
+                            let frac = p.checked_div(*q).ok_or(ParseError::NotScalar)?;
+                            let total = whole.checked_add(frac).ok_or(ParseError::NotScalar)?;
                             return Ok(Node::Expr(Expr::Num(total)));
                         }
                     }
@@ -493,10 +492,10 @@ impl Expr {
             Num(r) => Some(*r),
             Float(_) | Pi | E | Inf | Var(_) | Func(..) | LogBase(..) => None,
             Neg(a) => Some(a.exact()?.neg()),
-            Add(a, b) => a.exact()?.add(b.exact()?),
-            Sub(a, b) => a.exact()?.sub(b.exact()?),
-            Mul(a, b) => a.exact()?.mul(b.exact()?),
-            Div(a, b) => a.exact()?.div(b.exact()?),
+            Add(a, b) => a.exact()?.checked_add(b.exact()?),
+            Sub(a, b) => a.exact()?.checked_sub(b.exact()?),
+            Mul(a, b) => a.exact()?.checked_mul(b.exact()?),
+            Div(a, b) => a.exact()?.checked_div(b.exact()?),
             Pow(a, b) => {
                 let e = b.exact()?;
                 let base = a.exact()?;
@@ -516,17 +515,17 @@ impl Expr {
             }
             Fact(a) => {
                 let n = small_int(a.exact()?, 33)?;
-                (1..=n).try_fold(Ratio::ONE, |acc, k| acc.mul(Ratio::from_int(k)?))
+                (1..=n).try_fold(Ratio::ONE, |acc, k| acc.checked_mul(Ratio::from_int(k)?))
             }
             Binom(n, k) => {
                 let n = small_int(n.exact()?, 10_000)?;
                 let k = small_int(k.exact()?, n)?;
                 let k = k.min(n - k);
                 (1..=k).try_fold(Ratio::ONE, |acc, i| {
-                    acc.mul(Ratio::new(n - k + i, i)?)
+                    acc.checked_mul(Ratio::new(n - k + i, i)?)
                 })
             }
-            Percent(a) => a.exact()?.div(Ratio::from_int(100)?),
+            Percent(a) => a.exact()?.checked_div(Ratio::from_int(100)?),
         }
     }
 
@@ -574,7 +573,7 @@ impl Expr {
             }
             Binom(n, k) => {
                 let (n, k) = (n.approx(env), k.approx(env));
-                if k.fract() != 0.0 || k < 0.0 || k > 10_000.0 {
+                if k.fract() != 0.0 || !(0.0..=10_000.0).contains(&k) {
                     return f64::NAN;
                 }
                 (1..=k as u32).fold(1.0, |acc, i| acc * (n - k + f64::from(i)) / f64::from(i))
@@ -594,8 +593,14 @@ impl Expr {
             }
             Num(_) | Float(_) | Pi | E | Inf => {}
             Neg(a) | Sqrt(a) | Func(_, a) | Abs(a) | Fact(a) | Percent(a) => a.vars(out),
-            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Pow(a, b) | Root(a, b)
-            | LogBase(a, b) | Binom(a, b) => {
+            Add(a, b)
+            | Sub(a, b)
+            | Mul(a, b)
+            | Div(a, b)
+            | Pow(a, b)
+            | Root(a, b)
+            | LogBase(a, b)
+            | Binom(a, b) => {
                 a.vars(out);
                 b.vars(out);
             }
@@ -677,7 +682,10 @@ mod tests {
         assert!(matches!(parse_answer("x = 3"), Ok(Node::Rel { .. })));
         assert!(matches!(parse_answer("(0,1) \\cup (2,3)"), Ok(Node::Union(v)) if v.len() == 2));
         assert!(matches!(parse_answer("1 \\pm \\sqrt{2}"), Ok(Node::Set(v)) if v.len() == 2));
-        assert_eq!(parse_answer("\\text{Monday}"), Ok(Node::Text("monday".into())));
+        assert_eq!(
+            parse_answer("\\text{Monday}"),
+            Ok(Node::Text("monday".into()))
+        );
     }
 
     #[test]

@@ -212,7 +212,11 @@ pub fn boxed(s: &str, pick: Pick) -> Option<&str> {
                 .flatten()
                 .min()?,
         } + lo;
-        let cmd_len = if s[pos..].starts_with("\\boxed") { 6 } else { 5 };
+        let cmd_len = if s[pos..].starts_with("\\boxed") {
+            6
+        } else {
+            5
+        };
         if let Some(content) = box_content(&s[pos + cmd_len..]) {
             return Some(content);
         }
@@ -313,8 +317,14 @@ mod tests {
             ("<think>2+2</think><answer>4</answer>", Some("4")),
             ("<answer>$\\frac{1}{2}$</answer>", Some("\\frac{1}{2}")),
             ("<answer>so \\boxed{7}</answer>", Some("7")),
-            ("\\boxed{1} then \\boxed{\\frac{a}{b}}", Some("\\frac{a}{b}")),
-            ("\\boxed{\\frac{1}{\\sqrt{2}}}.", Some("\\frac{1}{\\sqrt{2}}")),
+            (
+                "\\boxed{1} then \\boxed{\\frac{a}{b}}",
+                Some("\\frac{a}{b}"),
+            ),
+            (
+                "\\boxed{\\frac{1}{\\sqrt{2}}}.",
+                Some("\\frac{1}{\\sqrt{2}}"),
+            ),
             ("\\fbox{12}", Some("12")),
             ("\\boxed 5 is it", Some("5")),
             ("Thus, the final answer is $42$. I hope", Some("42")),

@@ -51,7 +51,12 @@ pub fn split_blocks(completion: &str, rule: ThinkRule) -> Option<Blocks<'_>> {
         ThinkRule::Required => s.strip_prefix(THINK_OPEN)?,
         ThinkRule::Optional => match s.strip_prefix(THINK_OPEN) {
             Some(rest) => rest,
-            None => return answer_only(s).map(|answer| Blocks { think: None, answer }),
+            None => {
+                return answer_only(s).map(|answer| Blocks {
+                    think: None,
+                    answer,
+                })
+            }
         },
     };
     let close = after_open.find(THINK_CLOSE)?;
@@ -133,7 +138,10 @@ mod tests {
             1.0
         );
         assert_eq!(
-            format_reward("<think>work</think><answer>1</answer>", ThinkRule::Prefilled),
+            format_reward(
+                "<think>work</think><answer>1</answer>",
+                ThinkRule::Prefilled
+            ),
             0.0
         );
     }

@@ -549,7 +549,10 @@ mod tests {
         assert_eq!(tokenize("1,000").unwrap(), vec![num("1000")]);
         assert_eq!(tokenize("1{,}000{,}000").unwrap(), vec![num("1000000")]);
         assert_eq!(tokenize("12\\,345").unwrap(), vec![num("12345")]);
-        assert_eq!(tokenize("1,2").unwrap(), vec![num("1"), Tok::Comma, num("2")]);
+        assert_eq!(
+            tokenize("1,2").unwrap(),
+            vec![num("1"), Tok::Comma, num("2")]
+        );
         assert_eq!(
             tokenize("1,0000").unwrap(),
             vec![num("1"), Tok::Comma, num("0000")]

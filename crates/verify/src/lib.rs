@@ -1,1 +1,58 @@
-//! (being written)
+//! Rule-based verifiers that turn a model's completion into a reward, as in DeepSeek-R1.
+//!
+//! The principal types: a [`Reward`] is a validated, weighted list of [`RewardSpec`] terms (the
+//! trainer's `[[reward]]` tables); [`Reward::score`] judges one completion against a
+//! [`Reference`] and returns a [`Scored`] whose terms are `Option<f32>` — `None` means "cannot
+//! judge", excluded from the sum, never 0. The terms are plain functions you can also call
+//! directly:
+//!
+//! - [`extract()`](extract::extract) finds the final answer (`<answer>`, `\boxed{}`, "final answer
+//!   is", `####`, optionally the last number) under an [`ExtractConfig`];
+//! - [`equivalent`] decides mathematical equivalence of two answer strings: exact bounded
+//!   rationals ([`Ratio`]) for numbers, evaluation at fixed points for everything symbolic, and
+//!   explicit rules for percent, equations, tuples, intervals and sets (documented in `math.rs`);
+//! - [`format_reward`] checks the R1 template via [`split_blocks`];
+//! - [`arithmetic_reward`] wants an exactly-written integer in a well-formed response;
+//! - [`countdown_reward`] checks a TinyZero Countdown expression;
+//! - [`language_reward`] measures the share of the reasoning in a target [`Script`].
+//!
+//! [`score_jsonl`] scores a JSONL file for a [`Task`] (the library side of `aha reward`).
+//!
+//! Every verifier does bounded work on any input: answers over 1000 bytes are refused, parsing
+//! nests at most 64 deep, exact powers are capped, and at most 8 boxes are brace-matched, so a
+//! call costs time linear in the completion length (see `tests/adversarial.rs`).
+
+pub mod arithmetic;
+pub mod compose;
+pub mod countdown;
+mod error;
+pub mod expr;
+pub mod extract;
+pub mod format;
+pub mod jsonl;
+pub mod language;
+pub mod latex;
+pub mod math;
+pub mod rational;
+
+pub use arithmetic::arithmetic_reward;
+pub use compose::{Reference, Reward, RewardSpec, Scored};
+pub use countdown::countdown_reward;
+pub use error::Error;
+pub use extract::{extract, ExtractConfig, Extracted, MultipleAnswers, Pick, Source};
+pub use format::{format_reward, split_blocks, Blocks, ThinkRule};
+pub use jsonl::{score_jsonl, score_jsonl_with, Summary, Task};
+pub use language::{language_reward, Script};
+pub use math::equivalent;
+pub use rational::Ratio;
+
+/// Whether the answer extracted from `completion` is equivalent to the reference answer `gold`
+/// (with the default [`ExtractConfig`]); `None` when `gold` is empty.
+pub fn math_correct(completion: &str, gold: &str) -> Option<bool> {
+    let spec = RewardSpec::Math {
+        weight: 1.0,
+        extract: ExtractConfig::default(),
+    };
+    spec.score(completion, &Reference::answer(gold))
+        .map(|v| v >= 1.0)
+}

@@ -99,7 +99,10 @@ impl Ratio {
         let r = if scale >= 0 {
             Ratio::new(num, 10i128.checked_pow(scale as u32)?)?
         } else {
-            Ratio::new(num.checked_mul(10i128.checked_pow(scale.unsigned_abs())?)?, 1)?
+            Ratio::new(
+                num.checked_mul(10i128.checked_pow(scale.unsigned_abs())?)?,
+                1,
+            )?
         };
         Some(if neg { r.neg() } else { r })
     }
@@ -115,7 +118,7 @@ impl Ratio {
     }
 
     /// `self + o`, `None` on overflow.
-    pub fn add(self, o: Ratio) -> Option<Ratio> {
+    pub fn checked_add(self, o: Ratio) -> Option<Ratio> {
         let g = gcd(self.den, o.den);
         let lhs = self.num.checked_mul(o.den / g)?;
         let rhs = o.num.checked_mul(self.den / g)?;
@@ -123,12 +126,12 @@ impl Ratio {
     }
 
     /// `self - o`, `None` on overflow.
-    pub fn sub(self, o: Ratio) -> Option<Ratio> {
-        self.add(o.neg())
+    pub fn checked_sub(self, o: Ratio) -> Option<Ratio> {
+        self.checked_add(o.neg())
     }
 
     /// `self * o`, `None` on overflow.
-    pub fn mul(self, o: Ratio) -> Option<Ratio> {
+    pub fn checked_mul(self, o: Ratio) -> Option<Ratio> {
         // Cross-reduce first so products stay as small as the result allows.
         let g1 = gcd(self.num, o.den).max(1);
         let g2 = gcd(o.num, self.den).max(1);
@@ -138,15 +141,17 @@ impl Ratio {
     }
 
     /// `self / o`; `None` on overflow or division by zero.
-    pub fn div(self, o: Ratio) -> Option<Ratio> {
+    pub fn checked_div(self, o: Ratio) -> Option<Ratio> {
         if o.num == 0 {
             return None;
         }
-        self.mul(Ratio {
-            num: o.den,
-            den: o.num,
-        }
-        .normalised()?)
+        self.checked_mul(
+            Ratio {
+                num: o.den,
+                den: o.num,
+            }
+            .normalised()?,
+        )
     }
 
     fn normalised(self) -> Option<Ratio> {
@@ -268,12 +273,12 @@ mod tests {
 
     #[test]
     fn arithmetic_is_checked() {
-        assert_eq!(r(1, 2).add(r(1, 3)), Some(r(5, 6)));
-        assert_eq!(r(1, 2).sub(r(1, 2)), Some(Ratio::ZERO));
-        assert_eq!(r(2, 3).mul(r(3, 4)), Some(r(1, 2)));
-        assert_eq!(r(1, 2).div(r(0, 1)), None);
-        assert_eq!(r(i128::MAX, 1).add(r(1, 1)), None);
-        assert_eq!(r(i128::MAX, 1).mul(r(2, 1)), None);
+        assert_eq!(r(1, 2).checked_add(r(1, 3)), Some(r(5, 6)));
+        assert_eq!(r(1, 2).checked_sub(r(1, 2)), Some(Ratio::ZERO));
+        assert_eq!(r(2, 3).checked_mul(r(3, 4)), Some(r(1, 2)));
+        assert_eq!(r(1, 2).checked_div(r(0, 1)), None);
+        assert_eq!(r(i128::MAX, 1).checked_add(r(1, 1)), None);
+        assert_eq!(r(i128::MAX, 1).checked_mul(r(2, 1)), None);
     }
 
     #[test]

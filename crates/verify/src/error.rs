@@ -1,0 +1,30 @@
+//! The crate's error type: configuration mistakes and malformed JSONL input. Verifiers
+//! themselves never fail; they return `None` when they cannot judge.
+
+/// Errors from building a reward or scoring a file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no reward terms configured")]
+    NoTerms,
+    #[error("reward term {index} ({kind}): weight {weight} must be finite")]
+    BadWeight {
+        index: usize,
+        kind: &'static str,
+        weight: f32,
+    },
+    #[error("unknown task {0:?} (expected one of: math, countdown, arithmetic, format)")]
+    UnknownTask(String),
+    #[error("{file}:{line}: {message}")]
+    Line {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("reading {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("writing scores: {0}")]
+    Write(#[source] std::io::Error),
+}

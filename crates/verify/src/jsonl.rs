@@ -1,0 +1,287 @@
+//! Scoring a JSONL file of completions: the library side of `aha reward`.
+//!
+//! Input lines are `{"completion": "...", "answer": "..."}` (Countdown: `"numbers"` and
+//! `"target"` instead of, or beside, `"answer"`); other fields are ignored, blank lines skipped.
+//! Output lines are `{"reward": float|null, "correct": bool|null, "components": {...}}`, one per
+//! input line, in order. A malformed line is an error naming the file and 1-based line, raised
+//! before its output is written; nothing is skipped silently. No CLI parsing happens here.
+
+use std::io::{BufRead, Write};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compose::{Reference, Reward, RewardSpec};
+use crate::extract::ExtractConfig;
+use crate::format::ThinkRule;
+use crate::Error;
+
+/// A task name accepted by `aha reward --task`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Math,
+    Countdown,
+    Arithmetic,
+    Format,
+}
+
+impl FromStr for Task {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Task, Error> {
+        match s {
+            "math" => Ok(Task::Math),
+            "countdown" => Ok(Task::Countdown),
+            "arithmetic" => Ok(Task::Arithmetic),
+            "format" => Ok(Task::Format),
+            _ => Err(Error::UnknownTask(s.to_string())),
+        }
+    }
+}
+
+impl Task {
+    /// The task's reward: its accuracy term with weight 1 (the reward is 1 only for a correct
+    /// answer), plus the format term with weight 0 so `components` shows it without moving the
+    /// reward. `format` alone scores the R1 template.
+    pub fn reward(self) -> Reward {
+        let format0 = RewardSpec::Format {
+            weight: 0.0,
+            think: ThinkRule::Required,
+        };
+        let specs = match self {
+            Task::Math => vec![
+                RewardSpec::Math {
+                    weight: 1.0,
+                    extract: ExtractConfig::default(),
+                },
+                format0,
+            ],
+            Task::Countdown => vec![
+                RewardSpec::Countdown {
+                    weight: 1.0,
+                    use_all: true,
+                    extract: ExtractConfig::default(),
+                },
+                format0,
+            ],
+            Task::Arithmetic => vec![RewardSpec::Arithmetic {
+                weight: 1.0,
+                think: ThinkRule::Optional,
+            }],
+            Task::Format => vec![RewardSpec::Format {
+                weight: 1.0,
+                think: ThinkRule::Required,
+            }],
+        };
+        match Reward::new(specs) {
+            Ok(r) => r,
+            // The lists above are non-empty with finite weights.
+            Err(e) => unreachable!("built-in reward for {self:?} is invalid: {e}"),
+        }
+    }
+
+    fn needs(self) -> (bool, bool) {
+        // (answer, numbers and target)
+        match self {
+            Task::Math | Task::Arithmetic => (true, false),
+            Task::Countdown => (false, true),
+            Task::Format => (false, false),
+        }
+    }
+}
+
+/// Totals over a scored file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Scored lines (blank lines are not counted).
+    pub lines: usize,
+    /// Lines whose reward was not `None`.
+    pub judged: usize,
+    /// Lines judged correct.
+    pub correct: usize,
+    /// Lines whose correctness could be judged.
+    pub correct_judged: usize,
+    /// Mean reward over judged lines.
+    pub mean_reward: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct InputLine {
+    completion: String,
+    #[serde(default)]
+    answer: Option<serde_json::Value>,
+    #[serde(default)]
+    numbers: Option<Vec<i64>>,
+    #[serde(default)]
+    target: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct OutputLine<'a> {
+    reward: Option<f32>,
+    correct: Option<bool>,
+    components: Components<'a>,
+}
+
+/// Term values as a JSON object in the reward's term order (serde_json's `Map` would sort).
+struct Components<'a>(&'a [String], &'a [Option<f32>]);
+
+impl Serialize for Components<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().zip(self.1))
+    }
+}
+
+/// Scores every line of `input` with the task's default reward; see [`score_jsonl_with`].
+pub fn score_jsonl(
+    task: Task,
+    input: impl BufRead,
+    input_name: &str,
+    output: impl Write,
+) -> Result<Summary, Error> {
+    score_lines(&task.reward(), Some(task), input, input_name, output)
+}
+
+/// Scores every line of `input` with `reward`, writing one JSON line per input line.
+pub fn score_jsonl_with(
+    reward: &Reward,
+    input: impl BufRead,
+    input_name: &str,
+    output: impl Write,
+) -> Result<Summary, Error> {
+    score_lines(reward, None, input, input_name, output)
+}
+
+fn score_lines(
+    reward: &Reward,
+    task: Option<Task>,
+    input: impl BufRead,
+    input_name: &str,
+    mut output: impl Write,
+) -> Result<Summary, Error> {
+    let (need_answer, need_countdown) = task.map_or((false, false), Task::needs);
+    let mut sum = Summary::default();
+    let mut total = 0.0f64;
+    for (i, line) in input.lines().enumerate() {
+        let at = |message: String| Error::Line {
+            file: input_name.to_string(),
+            line: i + 1,
+            message,
+        };
+        let line = line.map_err(|source| Error::Read {
+            file: input_name.to_string(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: InputLine = serde_json::from_str(&line).map_err(|e| at(e.to_string()))?;
+        let answer = match &row.answer {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(other) => return Err(at(format!("\"answer\" must be a string, got {other}"))),
+        };
+        if need_answer && answer.is_none() {
+            return Err(at("missing field \"answer\"".into()));
+        }
+        if need_countdown && (row.numbers.is_none() || row.target.is_none()) {
+            return Err(at("countdown needs \"numbers\" and \"target\"".into()));
+        }
+        let reference = Reference {
+            answer: answer.as_deref(),
+            numbers: row.numbers.as_deref(),
+            target: row.target,
+        };
+        let scored = reward.score(&row.completion, &reference);
+        let out = OutputLine {
+            reward: scored.reward,
+            correct: scored.correct,
+            components: Components(reward.names(), &scored.components),
+        };
+        serde_json::to_writer(&mut output, &out).map_err(|e| Error::Write(e.into()))?;
+        output.write_all(b"\n").map_err(Error::Write)?;
+        sum.lines += 1;
+        if let Some(r) = scored.reward {
+            sum.judged += 1;
+            total += f64::from(r);
+        }
+        if let Some(c) = scored.correct {
+            sum.correct_judged += 1;
+            sum.correct += usize::from(c);
+        }
+    }
+    output.flush().map_err(Error::Write)?;
+    sum.mean_reward = (sum.judged > 0).then(|| total / sum.judged as f64);
+    Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(task: Task, input: &str) -> Result<(Summary, String), Error> {
+        let mut out = Vec::new();
+        let s = score_jsonl(task, input.as_bytes(), "c.jsonl", &mut out)?;
+        Ok((s, String::from_utf8(out).unwrap()))
+    }
+
+    #[test]
+    fn scores_in_order() {
+        let input = concat!(
+            r#"{"completion": "<think>a</think><answer>\\frac12</answer>", "answer": "0.5"}"#,
+            "\n\n",
+            r#"{"completion": "<answer>3</answer>", "answer": 4, "id": 7}"#,
+            "\n"
+        );
+        let (sum, out) = run(Task::Math, input).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"reward":1.0,"correct":true,"components":{"math":1.0,"format":1.0}}"#,
+                r#"{"reward":0.0,"correct":false,"components":{"math":0.0,"format":0.0}}"#,
+            ]
+        );
+        assert_eq!((sum.lines, sum.judged, sum.correct), (2, 2, 1));
+        assert_eq!(sum.mean_reward, Some(0.5));
+    }
+
+    #[test]
+    fn countdown_and_arithmetic() {
+        let cd =
+            r#"{"completion": "<answer>(50-25)*3</answer>", "numbers": [3, 25, 50], "target": 75}"#;
+        let (_, out) = run(Task::Countdown, cd).unwrap();
+        assert!(out.starts_with(r#"{"reward":1.0,"correct":true"#), "{out}");
+        let ar = r#"{"completion": "<answer>10198</answer>", "answer": "10198"}"#;
+        let (_, out) = run(Task::Arithmetic, ar).unwrap();
+        assert_eq!(
+            out.trim(),
+            r#"{"reward":1.0,"correct":true,"components":{"arithmetic":1.0}}"#
+        );
+        let fm = r#"{"completion": "<answer>1</answer>"}"#;
+        let (_, out) = run(Task::Format, fm).unwrap();
+        assert_eq!(
+            out.trim(),
+            r#"{"reward":0.0,"correct":null,"components":{"format":0.0}}"#
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let bad = "{\"completion\": \"x\", \"answer\": \"1\"}\n{not json\n";
+        let msg = run(Task::Math, bad).unwrap_err().to_string();
+        assert!(msg.starts_with("c.jsonl:2: "), "{msg}");
+        let missing = "\n{\"completion\": \"x\"}\n";
+        let msg = run(Task::Math, missing).unwrap_err().to_string();
+        assert_eq!(msg, "c.jsonl:2: missing field \"answer\"");
+        let cd = "{\"completion\": \"x\", \"numbers\": [1]}";
+        assert!(run(Task::Countdown, cd)
+            .unwrap_err()
+            .to_string()
+            .starts_with("c.jsonl:1: "));
+        let msg = "maths".parse::<Task>().unwrap_err().to_string();
+        assert!(msg.contains("unknown task \"maths\""), "{msg}");
+    }
+}
