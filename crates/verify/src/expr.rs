@@ -1,4 +1,4 @@
-//! Parser from tokens (see `latex.rs`) to an answer tree, and the two evaluators over it.
+//! Parser from tokens (see `latex.rs`) to an answer tree; evaluation lives in `eval.rs`.
 //!
 //! An answer is a [`Node`]: a scalar [`Expr`], a tuple or interval, a set, a union, a chain of
 //! relations, or plain text. Scalars evaluate exactly to a bounded [`Ratio`] when they are
@@ -98,10 +98,7 @@ pub fn parse_answer(s: &str) -> Result<Node, ParseError> {
     }
     // Words next to mathematics are units or prose ("5 apples", "x = 3 cm"); "or"/"and" were
     // already turned into commas by the lexer.
-    let toks: Vec<Tok> = toks
-        .into_iter()
-        .filter(|t| !matches!(t, Tok::Word(_)))
-        .collect();
+    let toks = drop_units(toks);
     let mut p = Parser {
         t: &toks,
         i: 0,
@@ -113,6 +110,27 @@ pub fn parse_answer(s: &str) -> Result<Node, ParseError> {
         return Err(ParseError::Unexpected(p.i));
     }
     Ok(node)
+}
+
+/// Removes words and a unit power after them (`\text{cm}^2`, `m^{3}`).
+fn drop_units(toks: Vec<Tok>) -> Vec<Tok> {
+    let mut out = Vec::with_capacity(toks.len());
+    let mut it = toks.into_iter().peekable();
+    while let Some(t) = it.next() {
+        if !matches!(t, Tok::Word(_)) {
+            out.push(t);
+            continue;
+        }
+        if it.next_if_eq(&Tok::Caret).is_some() {
+            if it.next_if_eq(&Tok::LBrace).is_some() {
+                it.next_if(|t| matches!(t, Tok::Num(_)));
+                it.next_if_eq(&Tok::RBrace);
+            } else {
+                it.next_if(|t| matches!(t, Tok::Num(_)));
+            }
+        }
+    }
+    out
 }
 
 struct Parser<'a> {
@@ -216,11 +234,17 @@ impl Parser<'_> {
 
     /// Sums; `a \pm b` becomes the set `{a + b, a - b}`.
     fn sum(&mut self) -> Result<Node, ParseError> {
-        let first = self.term()?;
-        if !matches!(self.peek(), Some(Tok::Plus | Tok::Minus | Tok::Pm)) {
-            return Ok(first);
-        }
-        let mut accs = vec![first.into_expr()?];
+        let mut accs = if self.eat(&Tok::Pm) {
+            // A leading `\pm 3` is the pair {3, -3}.
+            let t = self.term()?.into_expr()?;
+            vec![t.clone(), Expr::Neg(boxed(t))]
+        } else {
+            let first = self.term()?;
+            if !matches!(self.peek(), Some(Tok::Plus | Tok::Minus | Tok::Pm)) {
+                return Ok(first);
+            }
+            vec![first.into_expr()?]
+        };
         while let Some(op @ (Tok::Plus | Tok::Minus | Tok::Pm)) = self.peek().cloned() {
             self.i += 1;
             let rhs = self.term()?.into_expr()?;
@@ -467,7 +491,18 @@ impl Parser<'_> {
         } else {
             None
         };
-        let arg = self.power()?.into_expr()?;
+        // `\sin 2x` is sin(2x), but `\sin x \cos x` is a product of two functions and
+        // `\sin(x) y` multiplies by y: only bare numbers and symbols join the argument.
+        let parenthesised = matches!(self.peek(), Some(Tok::LParen | Tok::LBrace));
+        let mut arg = self.power()?.into_expr()?;
+        while !parenthesised
+            && matches!(
+                self.peek(),
+                Some(Tok::Num(_) | Tok::Ident(_) | Tok::E | Tok::Pi)
+            )
+        {
+            arg = Expr::Mul(boxed(arg), boxed(self.power()?.into_expr()?));
+        }
         let mut e = match base {
             Some(b) => Expr::LogBase(boxed(b), boxed(arg)),
             None => Expr::Func(f, boxed(arg)),
@@ -476,152 +511,6 @@ impl Parser<'_> {
             e = Expr::Pow(boxed(e), boxed(p));
         }
         Ok(e)
-    }
-}
-
-fn small_int(r: Ratio, max: i128) -> Option<i128> {
-    (r.is_integer() && (0..=max).contains(&r.numer())).then_some(r.numer())
-}
-
-impl Expr {
-    /// The exact rational value, when the expression is rational and every intermediate fits
-    /// (see [`Ratio`]); `None` for irrational values, variables, or anything too large.
-    pub fn exact(&self) -> Option<Ratio> {
-        use Expr::*;
-        match self {
-            Num(r) => Some(*r),
-            Float(_) | Pi | E | Inf | Var(_) | Func(..) | LogBase(..) => None,
-            Neg(a) => Some(a.exact()?.neg()),
-            Add(a, b) => a.exact()?.checked_add(b.exact()?),
-            Sub(a, b) => a.exact()?.checked_sub(b.exact()?),
-            Mul(a, b) => a.exact()?.checked_mul(b.exact()?),
-            Div(a, b) => a.exact()?.checked_div(b.exact()?),
-            Pow(a, b) => {
-                let e = b.exact()?;
-                let base = a.exact()?;
-                if e.is_integer() {
-                    base.pow(e.numer())
-                } else if e.denom() == 2 {
-                    base.pow(e.numer())?.sqrt()
-                } else {
-                    None
-                }
-            }
-            Sqrt(a) => a.exact()?.sqrt(),
-            Root(..) => None,
-            Abs(a) => {
-                let v = a.exact()?;
-                Some(if v < Ratio::ZERO { v.neg() } else { v })
-            }
-            Fact(a) => {
-                let n = small_int(a.exact()?, 33)?;
-                (1..=n).try_fold(Ratio::ONE, |acc, k| acc.checked_mul(Ratio::from_int(k)?))
-            }
-            Binom(n, k) => {
-                let n = small_int(n.exact()?, 10_000)?;
-                let k = small_int(k.exact()?, n)?;
-                let k = k.min(n - k);
-                (1..=k).try_fold(Ratio::ONE, |acc, i| {
-                    acc.checked_mul(Ratio::new(n - k + i, i)?)
-                })
-            }
-            Percent(a) => a.exact()?.checked_div(Ratio::from_int(100)?),
-        }
-    }
-
-    /// The `f64` value with variables bound by `env` (unbound variables give NaN).
-    pub fn approx(&self, env: &[(&str, f64)]) -> f64 {
-        use Expr::*;
-        match self {
-            Num(r) => r.to_f64(),
-            Float(x) => *x,
-            Pi => std::f64::consts::PI,
-            E => std::f64::consts::E,
-            Inf => f64::INFINITY,
-            Var(v) => env
-                .iter()
-                .find(|(n, _)| *n == &**v)
-                .map_or(f64::NAN, |(_, x)| *x),
-            Neg(a) => -a.approx(env),
-            Add(a, b) => a.approx(env) + b.approx(env),
-            Sub(a, b) => a.approx(env) - b.approx(env),
-            Mul(a, b) => a.approx(env) * b.approx(env),
-            Div(a, b) => a.approx(env) / b.approx(env),
-            Pow(a, b) => a.approx(env).powf(b.approx(env)),
-            Sqrt(a) => a.approx(env).sqrt(),
-            Root(n, a) => {
-                let (n, x) = (n.approx(env), a.approx(env));
-                // Odd roots of negatives are real.
-                if x < 0.0 && n.fract() == 0.0 && n % 2.0 != 0.0 {
-                    -(-x).powf(1.0 / n)
-                } else {
-                    x.powf(1.0 / n)
-                }
-            }
-            Func(f, a) => apply(*f, a.approx(env)),
-            LogBase(b, a) => a.approx(env).ln() / b.approx(env).ln(),
-            Abs(a) => a.approx(env).abs(),
-            Fact(a) => {
-                let n = a.approx(env);
-                if n.fract() != 0.0 || n < 0.0 {
-                    f64::NAN
-                } else if n > 170.0 {
-                    f64::INFINITY
-                } else {
-                    (1..=n as u32).map(f64::from).product()
-                }
-            }
-            Binom(n, k) => {
-                let (n, k) = (n.approx(env), k.approx(env));
-                if k.fract() != 0.0 || !(0.0..=10_000.0).contains(&k) {
-                    return f64::NAN;
-                }
-                (1..=k as u32).fold(1.0, |acc, i| acc * (n - k + f64::from(i)) / f64::from(i))
-            }
-            Percent(a) => a.approx(env) / 100.0,
-        }
-    }
-
-    /// Appends the names of free variables not already in `out`.
-    pub fn vars<'a>(&'a self, out: &mut Vec<&'a str>) {
-        use Expr::*;
-        match self {
-            Var(v) => {
-                if !out.contains(&&**v) {
-                    out.push(v);
-                }
-            }
-            Num(_) | Float(_) | Pi | E | Inf => {}
-            Neg(a) | Sqrt(a) | Func(_, a) | Abs(a) | Fact(a) | Percent(a) => a.vars(out),
-            Add(a, b)
-            | Sub(a, b)
-            | Mul(a, b)
-            | Div(a, b)
-            | Pow(a, b)
-            | Root(a, b)
-            | LogBase(a, b)
-            | Binom(a, b) => {
-                a.vars(out);
-                b.vars(out);
-            }
-        }
-    }
-}
-
-fn apply(f: Func, x: f64) -> f64 {
-    match f {
-        Func::Sin => x.sin(),
-        Func::Cos => x.cos(),
-        Func::Tan => x.tan(),
-        Func::Cot => 1.0 / x.tan(),
-        Func::Sec => 1.0 / x.cos(),
-        Func::Csc => 1.0 / x.sin(),
-        Func::Arcsin => x.asin(),
-        Func::Arccos => x.acos(),
-        Func::Arctan => x.atan(),
-        Func::Ln => x.ln(),
-        Func::Log => x.log10(),
-        Func::Exp => x.exp(),
     }
 }
 

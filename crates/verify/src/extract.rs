@@ -271,7 +271,7 @@ fn phrase(s: &str) -> Option<&str> {
     let line = rest.lines().next().unwrap_or("");
     let line = if let Some(inner) = line.strip_prefix('$') {
         // Cut at the closing `$`, so "is $5$ dollars." yields `5`.
-        match inner.find('$') {
+        match closing_dollar(inner) {
             Some(end) => &inner[..end],
             None => inner,
         }
@@ -281,6 +281,12 @@ fn phrase(s: &str) -> Option<&str> {
     let line = line.trim().trim_end_matches("**").trim_end();
     let line = line.strip_suffix('.').unwrap_or(line);
     Some(line)
+}
+
+/// Byte offset of the first `$` not escaped as `\$` (a currency sign inside the formula).
+fn closing_dollar(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    (0..b.len()).find(|&i| b[i] == b'$' && (i == 0 || b[i - 1] != b'\\'))
 }
 
 /// The last number-like run: optional `-`, digits with `,` groups and one `.`.
@@ -329,6 +335,7 @@ mod tests {
             ("\\boxed 5 is it", Some("5")),
             ("Thus, the final answer is $42$. I hope", Some("42")),
             ("The answer is: 3.5.", Some("3.5")),
+            ("the final answer is $\\$18$.", Some("\\$18")),
             ("blah\n#### 1,234\n", Some("1,234")),
             ("I think it is 42", None),
             ("<answer>1</answer><answer>2</answer>", None),

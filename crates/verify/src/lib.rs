@@ -26,6 +26,7 @@ pub mod arithmetic;
 pub mod compose;
 pub mod countdown;
 mod error;
+pub mod eval;
 pub mod expr;
 pub mod extract;
 pub mod format;

@@ -257,7 +257,9 @@ mod tests {
             ("(-\\infty, 3]", "\\left(-\\infty,3\\right]", true),
             ("\\{1,2\\}", "\\{2,1\\}", true), ("1, 2", "2, 1", true), ("1,2", "\\{1, 2\\}", true),
             ("2", "2, 3", false), ("2", "2 \\text{ or } 3", false), ("2", "\\{2\\}", true),
-            ("x = 1, 2", "x=2, x=1", true), ("1 \\pm \\sqrt{2}", "1+\\sqrt2, 1-\\sqrt2", true),
+            ("x = 1, 2", "x=2, x=1", true), ("-3, 3", "\\pm 3", true),
+            ("2\\sin x \\cos x", "\\sin 2x", true), ("\\sin x \\cos x", "\\sin(x) x", false),
+            ("36\\pi", "36\\pi \\text{ cm}^2", true), ("1 \\pm \\sqrt{2}", "1+\\sqrt2, 1-\\sqrt2", true),
             ("(0,1) \\cup (2,3)", "(2,3)\\cup(0,1)", true), ("(0,1) \\cup (2,3)", "(0,1)", false),
             // rule 7: text and choices
             ("\\text{Monday}", "monday", true), ("B", "(B)", true), ("B", "\\text{(B)}", true),

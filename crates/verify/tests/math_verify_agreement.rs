@@ -1,0 +1,57 @@
+//! Agreement of aha's math verifier with Hugging Face Math-Verify on a labelled case set.
+//!
+//! The cases (`fixtures/math_verify_cases.jsonl`) were labelled by Math-Verify 0.9.0 using
+//! `fixtures/make_math_verify_cases.py`; every disagreement is explained in
+//! `fixtures/math_verify_disagreements.md`. The threshold sits a few points under the measured
+//! rate so that a regression in any rule fails the test, while the documented, deliberate
+//! differences (aha is exact where Math-Verify rounds, and rejects hedged answer lists) pass.
+
+use aha_verify::math_correct;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Case {
+    category: String,
+    gold: String,
+    completion: String,
+    expected: bool,
+}
+
+/// Minimum share of cases on which aha and Math-Verify agree.
+const MIN_AGREEMENT: f64 = 0.93;
+
+#[test]
+fn agrees_with_math_verify() {
+    let text = include_str!("fixtures/math_verify_cases.jsonl");
+    let cases: Vec<Case> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("fixture line {}: {e}", i + 1))
+        })
+        .collect();
+    let mut disagreements = Vec::new();
+    for c in &cases {
+        let aha = math_correct(&c.completion, &c.gold).unwrap_or(false);
+        if aha != c.expected {
+            disagreements.push(c);
+        }
+    }
+    let rate = 1.0 - disagreements.len() as f64 / cases.len() as f64;
+    println!(
+        "agreement with Math-Verify: {:.1}% ({} of {} cases)",
+        100.0 * rate,
+        cases.len() - disagreements.len(),
+        cases.len()
+    );
+    for c in &disagreements {
+        println!(
+            "  [{}] gold {:?} completion {:?}: Math-Verify {}, aha {}",
+            c.category, c.gold, c.completion, c.expected, !c.expected
+        );
+    }
+    assert!(
+        rate >= MIN_AGREEMENT,
+        "agreement {rate:.3} < {MIN_AGREEMENT}"
+    );
+}
