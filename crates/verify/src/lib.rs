@@ -21,6 +21,19 @@
 //! Every verifier does bounded work on any input: answers over 1000 bytes are refused, parsing
 //! nests at most 64 deep, exact powers are capped, and at most 8 boxes are brace-matched, so a
 //! call costs time linear in the completion length (see `tests/adversarial.rs`).
+//!
+//! ```
+//! use aha_verify::{math_correct, Reference, Reward, RewardSpec, ThinkRule};
+//!
+//! assert_eq!(math_correct("<think>…</think><answer>\\dfrac12</answer>", "0.5"), Some(true));
+//! let reward = Reward::new(vec![
+//!     RewardSpec::Arithmetic { weight: 1.0, think: ThinkRule::Optional },
+//!     RewardSpec::Format { weight: 0.5, think: ThinkRule::Required },
+//! ])?;
+//! let scored = reward.score("<answer>10198</answer>", &Reference::answer("10198"));
+//! assert_eq!((scored.reward, scored.correct), (Some(1.0), Some(true)));
+//! # Ok::<(), aha_verify::Error>(())
+//! ```
 
 pub mod arithmetic;
 pub mod compose;
