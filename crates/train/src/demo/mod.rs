@@ -1,0 +1,25 @@
+//! `aha demo`: DeepSeek-R1-Zero's "aha moment" in miniature, on a CPU, in minutes.
+//!
+//! (Pipeline being written.)
+
+pub mod corpus;
+pub mod task;
+pub mod tokenizer;
+
+/// What can go wrong while running the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("demo config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Model(#[from] aha_model::Error),
+}
