@@ -4,6 +4,7 @@
 
 pub mod corpus;
 pub mod task;
+pub mod plot;
 pub mod tokenizer;
 
 /// What can go wrong while running the demo.
