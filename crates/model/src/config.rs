@@ -4,7 +4,11 @@
 //! 4 or 5) is parsed into it by [`ModelConfig::from_hf_file`] / [`ModelConfig::from_hf_json`] and
 //! written back by [`ModelConfig::to_hf_json`].
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
 
 /// The HF architectures aha implements. The variant decides weight names and small details
 /// (q/k/v bias for Qwen2, per-head q/k RMSNorm for Qwen3).
@@ -130,4 +134,424 @@ impl ModelConfig {
         let attn = 2 * self.num_hidden_layers * self.num_attention_heads * self.head_dim * ctx;
         2.0 * matmul_params as f64 + 2.0 * attn as f64
     }
+}
+
+/// A JSON object read field by field, so every error names the file and the field.
+pub(crate) struct Fields<'a> {
+    pub obj: &'a serde_json::Map<String, serde_json::Value>,
+    pub path: &'a Path,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(value: &'a serde_json::Value, path: &'a Path) -> Result<Self> {
+        match value.as_object() {
+            Some(obj) => Ok(Self { obj, path }),
+            None => Err(Error::Config {
+                path: path.into(),
+                field: "<root>".into(),
+                message: "expected a JSON object".into(),
+            }),
+        }
+    }
+
+    pub fn err(&self, field: &str, message: impl Into<String>) -> Error {
+        Error::Config {
+            path: self.path.into(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The field, treating JSON `null` as absent (transformers writes `null` for unset options).
+    pub fn get(&self, field: &str) -> Option<&'a serde_json::Value> {
+        self.obj.get(field).filter(|v| !v.is_null())
+    }
+
+    pub fn opt_usize(&self, field: &str) -> Result<Option<usize>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
+                self.err(field, format!("expected a non-negative integer, got {v}"))
+            }),
+        }
+    }
+
+    pub fn usize(&self, field: &str) -> Result<usize> {
+        self.opt_usize(field)?
+            .ok_or_else(|| self.err(field, "missing"))
+    }
+
+    pub fn opt_f64(&self, field: &str) -> Result<Option<f64>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.err(field, format!("expected a number, got {v}"))),
+        }
+    }
+
+    pub fn opt_bool(&self, field: &str) -> Result<Option<bool>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| self.err(field, format!("expected true or false, got {v}"))),
+        }
+    }
+
+    pub fn opt_str(&self, field: &str) -> Result<Option<&'a str>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| self.err(field, format!("expected a string, got {v}"))),
+        }
+    }
+
+    /// A token id that may be an integer or a list of integers (`eos_token_id`).
+    pub fn token_ids(&self, field: &str) -> Result<Vec<u32>> {
+        let as_id = |v: &serde_json::Value| {
+            v.as_u64()
+                .filter(|&x| x <= u32::MAX as u64)
+                .map(|x| x as u32)
+                .ok_or_else(|| self.err(field, format!("expected a token id, got {v}")))
+        };
+        match self.get(field) {
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(items)) => items.iter().map(as_id).collect(),
+            Some(v) => Ok(vec![as_id(v)?]),
+        }
+    }
+
+    pub fn opt_token_id(&self, field: &str) -> Result<Option<u32>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(serde_json::Value::Array(_)) => {
+                Err(self.err(field, "expected a single token id, got a list"))
+            }
+            Some(_) => Ok(self.token_ids(field)?.first().copied()),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Read and validate a Hugging Face `config.json`.
+    pub fn from_hf_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_hf_json(&text, path)
+    }
+
+    /// Parse `config.json` text as written by transformers 4 (`rope_theta`, `torch_dtype`) or 5
+    /// (`rope_parameters`, `dtype`). `path` is only used in error messages.
+    pub fn from_hf_json(text: &str, path: &Path) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| Error::Json {
+                path: path.into(),
+                source,
+            })?;
+        let f = Fields::new(&value, path)?;
+        let architecture = architecture(&f)?;
+        let unsupported = |message: String| Error::Unsupported {
+            path: path.into(),
+            message,
+        };
+
+        if let Some(act) = f.opt_str("hidden_act")? {
+            if act != "silu" {
+                return Err(unsupported(format!(
+                    "hidden_act `{act}` (aha implements SwiGLU with silu)"
+                )));
+            }
+        }
+        let hidden_size = f.usize("hidden_size")?;
+        let num_attention_heads = f.usize("num_attention_heads")?;
+        let num_key_value_heads = f
+            .opt_usize("num_key_value_heads")?
+            .unwrap_or(num_attention_heads);
+        if num_attention_heads == 0 || hidden_size == 0 {
+            return Err(f.err(
+                "num_attention_heads",
+                "hidden_size and heads must be positive",
+            ));
+        }
+        if num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
+            return Err(f.err(
+                "num_key_value_heads",
+                format!(
+                    "{num_key_value_heads} does not divide num_attention_heads \
+                     ({num_attention_heads})"
+                ),
+            ));
+        }
+        let head_dim = match (f.opt_usize("head_dim")?, architecture) {
+            (Some(e), _) => e,
+            // Qwen3Config's own default when the field is absent.
+            (None, Architecture::Qwen3) => 128,
+            (None, Architecture::Qwen2 | Architecture::Llama) => {
+                if hidden_size % num_attention_heads != 0 {
+                    return Err(f.err(
+                        "num_attention_heads",
+                        format!(
+                            "does not divide hidden_size ({hidden_size}) and no head_dim is set"
+                        ),
+                    ));
+                }
+                hidden_size / num_attention_heads
+            }
+        };
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(f.err(
+                "head_dim",
+                format!("must be even and positive for RoPE, got {head_dim}"),
+            ));
+        }
+        let max_position_embeddings = f.usize("max_position_embeddings")?;
+        let rope_theta = rope_theta(&f)?;
+        check_sliding_window(&f, max_position_embeddings)?;
+
+        let (attention_bias, o_bias, mlp_bias, qk_norm) = match architecture {
+            // Qwen2 always has q/k/v bias and nothing else.
+            Architecture::Qwen2 => (true, false, false, false),
+            Architecture::Qwen3 => {
+                let b = f.opt_bool("attention_bias")?.unwrap_or(false);
+                (b, b, false, true)
+            }
+            Architecture::Llama => {
+                let b = f.opt_bool("attention_bias")?.unwrap_or(false);
+                (b, b, f.opt_bool("mlp_bias")?.unwrap_or(false), false)
+            }
+        };
+        let stored_dtype = match f.opt_str("dtype")?.or(f.opt_str("torch_dtype")?) {
+            None | Some("float32") => StoredDtype::F32,
+            Some("bfloat16") => StoredDtype::Bf16,
+            Some("float16") => StoredDtype::F16,
+            Some(other) => {
+                let field = if f.get("dtype").is_some() {
+                    "dtype"
+                } else {
+                    "torch_dtype"
+                };
+                return Err(f.err(field, format!("unknown dtype `{other}`")));
+            }
+        };
+        let vocab_size = f.usize("vocab_size")?;
+        let cfg = Self {
+            architecture,
+            vocab_size,
+            hidden_size,
+            intermediate_size: f.usize("intermediate_size")?,
+            num_hidden_layers: f.usize("num_hidden_layers")?,
+            num_attention_heads,
+            num_key_value_heads,
+            head_dim,
+            rms_norm_eps: f.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
+            rope_theta,
+            max_position_embeddings,
+            tie_word_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(false),
+            attention_bias,
+            o_bias,
+            mlp_bias,
+            qk_norm,
+            bos_token_id: f.opt_token_id("bos_token_id")?,
+            eos_token_ids: f.token_ids("eos_token_id")?,
+            pad_token_id: f.opt_token_id("pad_token_id")?,
+            stored_dtype,
+        };
+        for (field, id) in [
+            ("bos_token_id", cfg.bos_token_id),
+            ("pad_token_id", cfg.pad_token_id),
+        ]
+        .into_iter()
+        .chain(cfg.eos_token_ids.iter().map(|&e| ("eos_token_id", Some(e))))
+        {
+            if id.is_some_and(|id| id as usize >= vocab_size) {
+                return Err(f.err(
+                    field,
+                    format!("{id:?} is not below vocab_size ({vocab_size})"),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// config.json in transformers-4 keys (top-level `rope_theta`, `torch_dtype`), which
+    /// transformers 5 and vLLM also read.
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let mut v = json!({
+            "architectures": [self.architecture.hf_class()],
+            "model_type": self.architecture.model_type(),
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "max_position_embeddings": self.max_position_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": null,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_dropout": 0.0,
+            "initializer_range": 0.02,
+            "use_cache": true,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": match self.eos_token_ids.as_slice() {
+                [] => serde_json::Value::Null,
+                [one] => json!(one),
+                many => json!(many),
+            },
+            "pad_token_id": self.pad_token_id,
+            "torch_dtype": self.stored_dtype.hf_name(),
+        });
+        let obj = v.as_object_mut().expect("built as an object");
+        match self.architecture {
+            Architecture::Qwen2 => {
+                obj.insert("use_sliding_window".into(), json!(false));
+                obj.insert("sliding_window".into(), serde_json::Value::Null);
+                obj.insert("max_window_layers".into(), json!(self.num_hidden_layers));
+            }
+            Architecture::Qwen3 => {
+                obj.insert("attention_bias".into(), json!(self.attention_bias));
+                obj.insert("use_sliding_window".into(), json!(false));
+                obj.insert("sliding_window".into(), serde_json::Value::Null);
+                obj.insert("max_window_layers".into(), json!(self.num_hidden_layers));
+            }
+            Architecture::Llama => {
+                obj.insert("attention_bias".into(), json!(self.attention_bias));
+                obj.insert("mlp_bias".into(), json!(self.mlp_bias));
+                obj.insert("pretraining_tp".into(), json!(1));
+            }
+        }
+        v
+    }
+}
+
+/// From `architectures[0]`, else `model_type`; the two must agree when both are present.
+fn architecture(f: &Fields) -> Result<Architecture> {
+    let unsupported = |message: String| Error::Unsupported {
+        path: f.path.into(),
+        message,
+    };
+    let from_class = match f.get("architectures") {
+        None => None,
+        Some(serde_json::Value::Array(items)) => match items.first() {
+            None => None,
+            Some(serde_json::Value::String(class)) => Some(match class.as_str() {
+                "Qwen2ForCausalLM" => Architecture::Qwen2,
+                "Qwen3ForCausalLM" => Architecture::Qwen3,
+                "LlamaForCausalLM" => Architecture::Llama,
+                other => {
+                    return Err(unsupported(format!(
+                        "architecture `{other}` (aha implements Qwen2ForCausalLM, \
+                         Qwen3ForCausalLM, LlamaForCausalLM)"
+                    )))
+                }
+            }),
+            Some(v) => return Err(f.err("architectures", format!("expected strings, got {v}"))),
+        },
+        Some(v) => return Err(f.err("architectures", format!("expected a list, got {v}"))),
+    };
+    let from_type = match f.opt_str("model_type")? {
+        None => None,
+        Some("qwen2") => Some(Architecture::Qwen2),
+        Some("qwen3") => Some(Architecture::Qwen3),
+        Some("llama") => Some(Architecture::Llama),
+        Some(other) => {
+            return Err(unsupported(format!(
+                "model_type `{other}` (aha implements qwen2, qwen3, llama)"
+            )))
+        }
+    };
+    match (from_class, from_type) {
+        (Some(a), Some(b)) if a != b => Err(f.err(
+            "model_type",
+            format!(
+                "`{}` disagrees with architectures `{}`",
+                b.model_type(),
+                a.hf_class()
+            ),
+        )),
+        (Some(a), _) | (None, Some(a)) => Ok(a),
+        (None, None) => Err(f.err("architectures", "missing (and no model_type)")),
+    }
+}
+
+/// RoPE base from transformers 5's `rope_parameters` or transformers 4's `rope_theta` +
+/// `rope_scaling`. Only the plain ("default") rotary embedding is implemented.
+fn rope_theta(f: &Fields) -> Result<f64> {
+    let mut theta = f.opt_f64("rope_theta")?;
+    for field in ["rope_parameters", "rope_scaling"] {
+        let Some(params) = f.get(field) else { continue };
+        let Some(obj) = params.as_object() else {
+            return Err(f.err(field, format!("expected an object, got {params}")));
+        };
+        let kind = obj.get("rope_type").or_else(|| obj.get("type"));
+        match kind.map(|k| k.as_str()) {
+            None | Some(Some("default")) => {}
+            Some(Some(other)) => {
+                return Err(Error::Unsupported {
+                    path: f.path.into(),
+                    message: format!(
+                        "{field}.rope_type `{other}`: only the default rotary embedding is \
+                         implemented (no RoPE scaling)"
+                    ),
+                })
+            }
+            Some(None) => {
+                return Err(f.err(&format!("{field}.rope_type"), "expected a string"));
+            }
+        }
+        if let Some(t) = obj.get("rope_theta").filter(|t| !t.is_null()) {
+            let t = t.as_f64().ok_or_else(|| {
+                f.err(
+                    &format!("{field}.rope_theta"),
+                    format!("expected a number, got {t}"),
+                )
+            })?;
+            theta = Some(t);
+        }
+    }
+    let theta = theta.unwrap_or(10_000.0);
+    if !(theta > 1.0 && theta.is_finite()) {
+        return Err(f.err(
+            "rope_theta",
+            format!("must be a finite number above 1, got {theta}"),
+        ));
+    }
+    Ok(theta)
+}
+
+/// Sliding-window attention is not implemented: refuse configs where it would change results.
+fn check_sliding_window(f: &Fields, max_positions: usize) -> Result<()> {
+    let window = f.opt_usize("sliding_window")?;
+    let narrower = window.is_some_and(|w| w < max_positions);
+    let mut in_use = f.opt_bool("use_sliding_window")?.unwrap_or(false) && narrower;
+    if in_use {
+        // Qwen2/3 apply the window only from layer `max_window_layers` on.
+        let layers = f.usize("num_hidden_layers")?;
+        in_use = f.opt_usize("max_window_layers")?.unwrap_or(0) < layers;
+    }
+    if let Some(types) = f.get("layer_types").and_then(|t| t.as_array()) {
+        in_use |= narrower
+            && types
+                .iter()
+                .any(|t| t.as_str() == Some("sliding_attention"));
+    }
+    if in_use {
+        return Err(Error::Unsupported {
+            path: f.path.into(),
+            message: format!(
+                "sliding-window attention (sliding_window {} < max_position_embeddings \
+                 {max_positions}) is not implemented",
+                window.unwrap_or(0)
+            ),
+        });
+    }
+    Ok(())
 }

@@ -1,0 +1,317 @@
+//! Rendering HF chat templates (Jinja) with minijinja, configured to match transformers'
+//! sandboxed Jinja environment: `trim_blocks` and `lstrip_blocks` on, `raise_exception`,
+//! `strftime_now`, a `tojson` that prints like Python's `json.dumps` (no HTML escaping), and the
+//! Python string methods templates call (`startswith`, `strip`, `split`, ...).
+//!
+//! Undefined variables may be tested (`{% if tools %}`) but not printed, concatenated or iterated:
+//! those are errors, not silent empty strings.
+
+use minijinja::value::Value as JValue;
+use minijinja::{Environment, Error as JError, ErrorKind, State, UndefinedBehavior};
+
+use crate::tokenizer::{ChatMessage, TokenizerConfig};
+
+/// Render `template`; the error is a message for the caller to attach to the file.
+pub(crate) fn render(
+    template: &str,
+    messages: &[ChatMessage],
+    add_generation_prompt: bool,
+    config: &TokenizerConfig,
+) -> std::result::Result<String, String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_function("raise_exception", raise_exception);
+    env.add_function("strftime_now", strftime_now);
+    env.add_filter("tojson", tojson);
+    env.set_unknown_method_callback(python_method);
+    env.add_template("chat_template", template)
+        .map_err(|e| describe(&e))?;
+    let tpl = env
+        .get_template("chat_template")
+        .map_err(|e| describe(&e))?;
+    let none = JValue::from(());
+    let token = |t: &Option<String>| t.clone().map(JValue::from).unwrap_or_else(|| none.clone());
+    let ctx = minijinja::context! {
+        messages => JValue::from_serialize(messages),
+        add_generation_prompt => add_generation_prompt,
+        tools => none.clone(),
+        documents => none.clone(),
+        bos_token => token(&config.bos_token),
+        eos_token => token(&config.eos_token),
+        pad_token => token(&config.pad_token),
+    };
+    tpl.render(ctx).map_err(|e| describe(&e))
+}
+
+/// The error with its template line and cause chain.
+fn describe(e: &JError) -> String {
+    let mut msg = match e.line() {
+        Some(line) => format!("template line {line}: {e}"),
+        None => e.to_string(),
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+fn raise_exception(message: String) -> std::result::Result<JValue, JError> {
+    Err(JError::new(
+        ErrorKind::InvalidOperation,
+        format!("the template raised: {message}"),
+    ))
+}
+
+/// Python's `json.dumps(x, ensure_ascii=False)`: keys in insertion order, ", " and ": "
+/// separators, or `indent` spaces per level.
+fn tojson(value: JValue, indent: Option<usize>) -> std::result::Result<JValue, JError> {
+    let mut out = String::new();
+    python_json(&value, indent, 0, &mut out)?;
+    Ok(JValue::from_safe_string(out))
+}
+
+fn python_json(
+    v: &JValue,
+    indent: Option<usize>,
+    depth: usize,
+    out: &mut String,
+) -> std::result::Result<(), JError> {
+    use minijinja::value::ValueKind;
+    let newline = |out: &mut String, depth: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * depth));
+        }
+    };
+    let sep = if indent.is_some() { "," } else { ", " };
+    match v.kind() {
+        ValueKind::Undefined | ValueKind::None => out.push_str("null"),
+        ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+        ValueKind::Number => out.push_str(&v.to_string()),
+        ValueKind::String => out.push_str(&serde_json::Value::from(v.to_string()).to_string()),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<JValue> = v.try_iter()?.collect();
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, depth + 1);
+                python_json(item, indent, depth + 1, out)?;
+            }
+            if !items.is_empty() {
+                newline(out, depth);
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            let keys: Vec<JValue> = v.try_iter()?.collect();
+            out.push('{');
+            for (i, key) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, depth + 1);
+                out.push_str(&serde_json::Value::from(key.to_string()).to_string());
+                out.push_str(": ");
+                python_json(&v.get_item(key)?, indent, depth + 1, out)?;
+            }
+            if !keys.is_empty() {
+                newline(out, depth);
+            }
+            out.push('}');
+        }
+        other => {
+            return Err(JError::new(
+                ErrorKind::InvalidOperation,
+                format!("tojson: cannot serialise a {other}"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// `strftime_now(fmt)` with the UTC date: %Y %m %d %b %B %H %M %S %%.
+fn strftime_now(fmt: String) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let name = MONTHS[(month - 1) as usize];
+    let mut out = String::new();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&year.to_string()),
+            Some('m') => out.push_str(&format!("{month:02}")),
+            Some('d') => out.push_str(&format!("{day:02}")),
+            Some('b') => out.push_str(&name[..3]),
+            Some('B') => out.push_str(name),
+            Some('H') => out.push_str(&format!("{:02}", rem / 3600)),
+            Some('M') => out.push_str(&format!("{:02}", rem / 60 % 60)),
+            Some('S') => out.push_str(&format!("{:02}", rem % 60)),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+/// The Python `str` methods chat templates use.
+fn python_method(
+    _state: &State,
+    value: &JValue,
+    method: &str,
+    args: &[JValue],
+) -> std::result::Result<JValue, JError> {
+    let unknown = || {
+        JError::new(
+            ErrorKind::UnknownMethod,
+            format!("{} has no method `{method}`", value.kind()),
+        )
+    };
+    let Some(s) = value.as_str() else {
+        return Err(unknown());
+    };
+    let arg = |i: usize| -> std::result::Result<Option<String>, JError> {
+        match args.get(i) {
+            None => Ok(None),
+            Some(v) if v.is_none() => Ok(None),
+            Some(v) => v.as_str().map(|x| Some(x.to_string())).ok_or_else(|| {
+                JError::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{method}: expected a string argument, got {v}"),
+                )
+            }),
+        }
+    };
+    let strip_set = |chars: Option<String>| {
+        move |c: char| match &chars {
+            Some(set) => set.contains(c),
+            None => c.is_whitespace(),
+        }
+    };
+    Ok(match method {
+        "startswith" => JValue::from(s.starts_with(arg(0)?.unwrap_or_default().as_str())),
+        "endswith" => JValue::from(s.ends_with(arg(0)?.unwrap_or_default().as_str())),
+        "strip" => JValue::from(s.trim_matches(strip_set(arg(0)?))),
+        "lstrip" => JValue::from(s.trim_start_matches(strip_set(arg(0)?))),
+        "rstrip" => JValue::from(s.trim_end_matches(strip_set(arg(0)?))),
+        "upper" => JValue::from(s.to_uppercase()),
+        "lower" => JValue::from(s.to_lowercase()),
+        "replace" => {
+            let (from, to) = (arg(0)?.unwrap_or_default(), arg(1)?.unwrap_or_default());
+            JValue::from(s.replace(&from, &to))
+        }
+        "split" => {
+            let parts: Vec<JValue> = match arg(0)? {
+                Some(sep) if !sep.is_empty() => s.split(sep.as_str()).map(JValue::from).collect(),
+                _ => s.split_whitespace().map(JValue::from).collect(),
+            };
+            JValue::from(parts)
+        }
+        _ => return Err(unknown()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> TokenizerConfig {
+        TokenizerConfig {
+            eos_token: Some("<|im_end|>".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn undefined_variable_in_output_is_an_error() {
+        let err = render("{{ nope }}", &[], false, &cfg()).unwrap_err();
+        assert!(err.contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn undefined_may_be_tested_and_tools_is_none() {
+        let out = render(
+            "{% if tools is not none %}T{% endif %}{% if nope %}N{% endif %}ok",
+            &[],
+            false,
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(out, "ok");
+    }
+
+    #[test]
+    fn raise_exception_fails_with_the_message() {
+        let err = render("{{ raise_exception('bad role') }}", &[], false, &cfg()).unwrap_err();
+        assert!(err.contains("bad role"), "{err}");
+    }
+
+    #[test]
+    fn tojson_and_string_methods_match_python() {
+        let msgs = [ChatMessage::new("user", "  <b>hi</b> ")];
+        let out = render(
+            "{{ messages[0] | tojson }}|{{ messages[0].content.strip() }}|\
+             {% if messages[0].content.strip().startswith('<b>') %}yes{% endif %}|\
+             {{ 'a,b'.split(',') | join(';') }}",
+            &msgs,
+            false,
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"role": "user", "content": "  <b>hi</b> "}|<b>hi</b>|yes|a;b"#
+        );
+    }
+
+    #[test]
+    fn loop_controls_and_trim_blocks() {
+        let out = render(
+            "{% for i in [1,2,3] %}\n{% if i == 2 %}{% continue %}{% endif %}{{ i }}\n{% endfor %}",
+            &[],
+            false,
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(out, "1\n3\n");
+    }
+}
