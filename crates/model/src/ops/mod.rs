@@ -1,79 +1,22 @@
-//! Ops that carry a backward pass.
+//! Ops that carry a backward pass, as fast CPU custom ops.
 //!
 //! candle's fused CPU kernels (`candle_nn::ops::softmax_last_dim`, `rms_norm`, `rotary_emb::rope`,
 //! `RmsNorm::forward` on contiguous input) have no backward and silently cut the gradient. These
-//! functions are the training versions: same maths, with gradients. Rollouts, which build no
-//! graph, may use candle's fused kernels directly.
+//! functions are the training versions: one pass per row forward, one kernel backward, each a
+//! candle `CustomOp` so autodiff sees them. [`reference`] keeps the same maths composed from candle
+//! primitives, for tests. Rollouts, which build no graph, may use candle's fused kernels directly.
 //!
-//! Every function checks its shapes on entry.
+//! Inputs are made contiguous on entry; they must be f32 on the CPU (other dtypes and devices get
+//! an error naming the op). Every function checks its shapes on entry.
 
-use candle_core::{DType, Result, Tensor, D};
+mod cpu;
+mod logprobs;
+pub mod reference;
+mod rms_norm;
+mod rope;
+mod softmax;
 
-/// Softmax over the last dimension, differentiable.
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
-}
-
-/// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) * weight`.
-/// x: (..., D), weight: (D)
-pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(weight)
-}
-
-/// Rotary position embedding in HF's rotate-half layout (first half of each head paired with the
-/// second half).
-/// x: (N, T, H, E); cos, sin: (N, T, E/2), already gathered at each token's position.
-pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let (n, t, _h, e) = x.dims4()?;
-    let half = e / 2;
-    if cos.dims() != [n, t, half] || sin.dims() != [n, t, half] {
-        candle_core::bail!(
-            "rope: x {:?} needs cos/sin ({n}, {t}, {half}), got {:?} / {:?}",
-            x.dims(),
-            cos.dims(),
-            sin.dims()
-        );
-    }
-    let cos = cos.unsqueeze(2)?;
-    let sin = sin.unsqueeze(2)?;
-    let x1 = x.narrow(3, 0, half)?;
-    let x2 = x.narrow(3, half, half)?;
-    let a = (x1.broadcast_mul(&cos)? - x2.broadcast_mul(&sin)?)?;
-    let b = (x2.broadcast_mul(&cos)? + x1.broadcast_mul(&sin)?)?;
-    Tensor::cat(&[a, b], 3)
-}
-
-/// `log softmax(logits)[target]` at every position, differentiable in `logits`.
-/// logits: (N, T, V) f32; targets: (N, T) u32 → (N, T)
-pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let (n, t, _v) = logits.dims3()?;
-    if targets.dims() != [n, t] || targets.dtype() != DType::U32 {
-        candle_core::bail!(
-            "token_logprobs: logits {:?} need u32 targets ({n}, {t}), got {:?} {:?}",
-            logits.dims(),
-            targets.dtype(),
-            targets.dims()
-        );
-    }
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    let picked = shifted.gather(&targets.unsqueeze(2)?, 2)?;
-    (picked - lse)?.squeeze(2)
-}
-
-/// Entropy of the softmax distribution at every position, no gradient.
-/// logits: (N, T, V) → (N, T)
-pub fn entropy(logits: &Tensor) -> Result<Tensor> {
-    let logits = logits.detach();
-    let max = logits.max_keepdim(D::Minus1)?;
-    let shifted = logits.broadcast_sub(&max)?;
-    let e = shifted.exp()?;
-    let z = e.sum_keepdim(D::Minus1)?;
-    let p = e.broadcast_div(&z)?;
-    let logp = shifted.broadcast_sub(&z.log()?)?;
-    (p * logp)?.sum(D::Minus1)?.neg()
-}
+pub use logprobs::{entropy, token_logprobs};
+pub use rms_norm::rms_norm;
+pub use rope::rope;
+pub use softmax::softmax_last_dim;

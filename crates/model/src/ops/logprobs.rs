@@ -1,0 +1,133 @@
+//! Per-token log-probabilities and entropies straight from logits, without materialising the
+//! (N, T, V) log-softmax.
+//!
+//! [`token_logprobs`] is a custom op: forward `x[target] − logsumexp(x)` per row; backward
+//! `g · (onehot(target) − softmax(x))`, recomputing the softmax row by row in one pass.
+//! [`entropy`] is forward only (it is a metric, not a loss).
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+
+use super::cpu;
+
+/// `log softmax(logits)[target]` at every position, differentiable in `logits`.
+/// logits: (N, T, V) f32; targets: (N, T) u32 → (N, T)
+pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (n, t, _v) = logits.dims3()?;
+    if targets.dims() != [n, t] || targets.dtype() != DType::U32 {
+        bail!(
+            "token_logprobs: logits {:?} need u32 targets ({n}, {t}), got {:?} {:?}",
+            logits.dims(),
+            targets.dtype(),
+            targets.dims()
+        );
+    }
+    logits
+        .contiguous()?
+        .apply_op2(&targets.contiguous()?, TokenLogprobs)
+}
+
+/// Entropy of the softmax distribution at every position, no gradient.
+/// logits: (..., V) f32 → (...)
+pub fn entropy(logits: &Tensor) -> Result<Tensor> {
+    logits.detach().contiguous()?.apply_op1_no_bwd(&Entropy)
+}
+
+/// `(max, logsumexp)` of one row.
+fn max_lse(x: &[f32]) -> (f32, f32) {
+    let m = cpu::max(x);
+    let mut tmp = [0f32; 256];
+    let mut sum = 0f32;
+    for chunk in x.chunks(tmp.len()) {
+        let tmp = &mut tmp[..chunk.len()];
+        for (e, x) in tmp.iter_mut().zip(chunk) {
+            *e = cpu::exp(x - m);
+        }
+        sum += cpu::sum(tmp);
+    }
+    (m, m + sum.ln())
+}
+
+struct TokenLogprobs;
+
+impl CustomOp2 for TokenLogprobs {
+    fn name(&self) -> &'static str {
+        "aha-token-logprobs"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = cpu::f32_slice(s1, l1, self.name())?;
+        let targets = cpu::u32_slice(s2, l2, self.name())?;
+        let (n, t, v) = l1.shape().dims3()?;
+        check_targets(targets, v)?;
+        let out = cpu::map_rows(n * t, v, |i| {
+            let row = &x[i * v..(i + 1) * v];
+            row[targets[i] as usize] - max_lse(row).1
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, t))))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let v = logits.dims3()?.2;
+        let name = self.name();
+        let dx = cpu::with_f32(logits, name, |x| {
+            cpu::with_u32(targets, name, |tg| {
+                cpu::with_f32(g, name, |g| {
+                    let mut dx = vec![0f32; x.len()];
+                    cpu::for_each_row(&mut dx, v, |i, dx| {
+                        let row = &x[i * v..(i + 1) * v];
+                        let lse = max_lse(row).1;
+                        let gi = g[i];
+                        for (d, x) in dx.iter_mut().zip(row) {
+                            *d = -gi * cpu::exp(x - lse);
+                        }
+                        dx[tg[i] as usize] += gi;
+                    });
+                    Ok(dx)
+                })
+            })
+        })?;
+        Ok((Some(cpu::tensor_from(dx, logits.shape(), logits)?), None))
+    }
+}
+
+fn check_targets(targets: &[u32], v: usize) -> Result<()> {
+    if let Some(bad) = targets.iter().find(|&&t| t as usize >= v) {
+        bail!("token_logprobs: target id {bad} is out of range for a vocabulary of {v}");
+    }
+    Ok(())
+}
+
+struct Entropy;
+
+impl CustomOp1 for Entropy {
+    fn name(&self) -> &'static str {
+        "aha-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu::f32_slice(s, l, self.name())?;
+        let dims = l.dims();
+        let v = dims.last().copied().unwrap_or(1);
+        let out = cpu::map_rows(x.len() / v.max(1), v, |i| {
+            let row = &x[i * v..(i + 1) * v];
+            let (m, lse) = max_lse(row);
+            // H = lse − Σ p·x, computed on x − max so large logits do not cancel.
+            let px: f32 = row.iter().map(|x| cpu::exp(x - lse) * (x - m)).sum();
+            lse - m - px
+        });
+        let shape = Shape::from(&dims[..dims.len().saturating_sub(1)]);
+        Ok((CpuStorage::F32(out), shape))
+    }
+}

@@ -1,0 +1,106 @@
+//! RMSNorm over the last dimension as a candle custom op with gradients for the input and the
+//! weight: `y = x · r · w` with `r = 1/sqrt(mean(x²) + eps)`.
+//!
+//! Backward, per row of D: `dx = r·(g⊙w) − x · r³·Σ(g⊙w⊙x)/D`; `dw = Σ_rows g⊙x·r`, summed over
+//! fixed row blocks in a fixed order so it is deterministic.
+
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+
+use super::cpu;
+
+/// RMSNorm over the last dimension. x: (..., D) f32, weight: (D) f32 → (..., D).
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let d = x.dims().last().copied().unwrap_or(0);
+    if weight.dims() != [d] {
+        bail!(
+            "rms_norm: x {:?} needs a weight of shape [{d}], got {:?}",
+            x.dims(),
+            weight.dims()
+        );
+    }
+    x.contiguous()?
+        .apply_op2(&weight.contiguous()?, RmsNorm { eps: eps as f32 })
+}
+
+struct RmsNorm {
+    eps: f32,
+}
+
+impl RmsNorm {
+    /// `1/sqrt(mean(x²) + eps)` of one row.
+    fn inv_rms(&self, x: &[f32]) -> f32 {
+        1.0 / (cpu::dot(x, x) / x.len() as f32 + self.eps).sqrt()
+    }
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "aha-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = cpu::f32_slice(s1, l1, self.name())?;
+        let w = cpu::f32_slice(s2, l2, self.name())?;
+        let d = w.len();
+        let mut y = vec![0f32; x.len()];
+        cpu::for_each_row(&mut y, d, |i, y| {
+            let x = &x[i * d..(i + 1) * d];
+            let r = self.inv_rms(x);
+            for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+                *y = x * r * w;
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let name = self.name();
+        let d = w.elem_count();
+        let (dx, dw) = cpu::with_f32(x, name, |xs| {
+            cpu::with_f32(w, name, |ws| {
+                cpu::with_f32(g, name, |gs| {
+                    let row = |i: usize| (&xs[i * d..(i + 1) * d], &gs[i * d..(i + 1) * d]);
+                    let mut dx = vec![0f32; xs.len()];
+                    cpu::for_each_row(&mut dx, d, |i, dx| {
+                        let (x, g) = row(i);
+                        let r = self.inv_rms(x);
+                        let mut gw_x = 0f32;
+                        for ((dx, g), (w, x)) in dx.iter_mut().zip(g).zip(ws.iter().zip(x)) {
+                            *dx = g * w;
+                            gw_x += *dx * x;
+                        }
+                        let c = r * r * r * gw_x / d as f32;
+                        for (dx, x) in dx.iter_mut().zip(x) {
+                            *dx = r * *dx - c * x;
+                        }
+                    });
+                    let rows = xs.len() / d.max(1);
+                    let dw = cpu::sum_over_rows(rows, d, d, |i, acc| {
+                        let (x, g) = row(i);
+                        let r = self.inv_rms(x);
+                        for ((a, x), g) in acc.iter_mut().zip(x).zip(g) {
+                            *a += g * x * r;
+                        }
+                    });
+                    Ok((dx, dw))
+                })
+            })
+        })?;
+        Ok((
+            Some(cpu::tensor_from(dx, x.shape(), x)?),
+            Some(cpu::tensor_from(dw, w.shape(), w)?),
+        ))
+    }
+}
