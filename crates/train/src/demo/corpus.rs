@@ -155,9 +155,14 @@ mod tests {
         let held: HashSet<Problem> = HashSet::new();
         let docs = generate(20_000, 4, &CorpusMix::default(), 1, &held);
         let think = docs.iter().filter(|d| d.style == Style::Think).count() as f64;
-        assert!((think / 20_000.0 - 0.10).abs() < 0.01, "think share {think}");
+        assert!(
+            (think / 20_000.0 - 0.10).abs() < 0.01,
+            "think share {think}"
+        );
         for d in &docs {
-            let right = d.completion.ends_with(&format!("<answer>{}</answer>", d.problem.answer()));
+            let right = d
+                .completion
+                .ends_with(&format!("<answer>{}</answer>", d.problem.answer()));
             assert_eq!(right, d.correct, "{d:?}");
             match d.style {
                 Style::Think => assert!(d.correct && d.completion.starts_with("<think>")),
@@ -179,8 +184,14 @@ mod tests {
     #[test]
     fn seeded_and_held_out() {
         let first = generate(500, 4, &CorpusMix::default(), 3, &HashSet::new());
-        assert_eq!(first, generate(500, 4, &CorpusMix::default(), 3, &HashSet::new()));
-        assert_ne!(first, generate(500, 4, &CorpusMix::default(), 4, &HashSet::new()));
+        assert_eq!(
+            first,
+            generate(500, 4, &CorpusMix::default(), 3, &HashSet::new())
+        );
+        assert_ne!(
+            first,
+            generate(500, 4, &CorpusMix::default(), 4, &HashSet::new())
+        );
         let held: HashSet<Problem> = first.iter().take(100).map(|d| d.problem).collect();
         let again = generate(500, 4, &CorpusMix::default(), 3, &held);
         assert!(again.iter().all(|d| !held.contains(&d.problem)));

@@ -2,9 +2,12 @@
 //!
 //! (Pipeline being written.)
 
+pub mod config;
 pub mod corpus;
-pub mod task;
 pub mod plot;
+pub mod report;
+pub mod summary;
+pub mod task;
 pub mod tokenizer;
 
 /// What can go wrong while running the demo.

@@ -134,7 +134,7 @@ fn text_width(s: &str) -> i64 {
 
 /// Round tick positions covering `[lo, hi]`: multiples of 1, 2 or 5 × 10^k, about five of them.
 pub fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if !lo.is_finite() || !hi.is_finite() || hi <= lo {
         return vec![lo];
     }
     let raw = (hi - lo) / 5.0;
@@ -180,7 +180,11 @@ fn spans(plot: &LinePlot) -> ((f64, f64), (f64, f64)) {
     if let Some(r) = plot.y_range {
         (y0, y1) = r;
     } else if y1 - y0 < 1e-12 {
-        let pad = if y0.abs() > 1e-12 { y0.abs() * 0.1 } else { 1.0 };
+        let pad = if y0.abs() > 1e-12 {
+            y0.abs() * 0.1
+        } else {
+            1.0
+        };
         (y0, y1) = (y0 - pad, y1 + pad);
     } else {
         let pad = (y1 - y0) * 0.05;
@@ -253,7 +257,12 @@ fn render(plot: &LinePlot) -> Canvas {
         &plot.x_label,
         black,
     );
-    c.text_up(12, (pt + pb + text_width(&plot.y_label)) / 2, &plot.y_label, black);
+    c.text_up(
+        12,
+        (pt + pb + text_width(&plot.y_label)) / 2,
+        &plot.y_label,
+        black,
+    );
 
     // Legend, top-left inside the axes, one row per curve.
     if plot.series.len() > 1 {
@@ -348,8 +357,14 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(nice_ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
-        assert_eq!(nice_ticks(0.0, 100.0), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
+        assert_eq!(
+            nice_ticks(0.0, 1.0),
+            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
+        assert_eq!(
+            nice_ticks(0.0, 100.0),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
         assert_eq!(nice_ticks(3.0, 47.0), vec![10.0, 20.0, 30.0, 40.0]);
         assert_eq!(tick_label(0.6000000000000001, 0.2), "0.6");
         assert_eq!(tick_label(40.0, 10.0), "40");

@@ -161,7 +161,10 @@ mod tests {
         assert_eq!(p(9999, 1111).carries(), 4);
         assert_eq!(p(9999, 1111).dropped_carry_sum(), 0);
         assert_eq!(p(1999, 1001).carries(), 3);
-        assert_eq!(p(1999, 1001).column_work(), "9+1=10 9+0+1=10 9+0+1=10 1+1+1=3");
+        assert_eq!(
+            p(1999, 1001).column_work(),
+            "9+1=10 9+0+1=10 9+0+1=10 1+1+1=3"
+        );
     }
 
     #[test]

@@ -1,0 +1,209 @@
+//! The demo's settings: task size, corpus mix, model shape, pretraining, GRPO, evaluation, price.
+//!
+//! [`DemoConfig::standard`] is `aha demo`, [`DemoConfig::quick`] is `aha demo --quick` (the CI
+//! end-to-end test). Why each number is what it is lives in the module doc of `demo/mod.rs`; this
+//! file only holds them and checks they make sense.
+
+use serde::{Deserialize, Serialize};
+
+use super::corpus::CorpusMix;
+use super::task::MAX_DIGITS;
+use super::DemoError;
+
+/// The base model's shape (Qwen2-style; the vocabulary comes from the demo tokenizer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelShape {
+    pub hidden_size: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate_size: usize,
+}
+
+/// Pretraining the base model on the mixed corpus (loss on every token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    pub steps: usize,
+    /// Documents per step.
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+}
+
+/// R1-Zero: GRPO with the 0/1 accuracy-and-format reward.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpoConfig {
+    pub steps: usize,
+    /// `B`
+    pub prompts_per_step: usize,
+    /// `G`
+    pub group_size: usize,
+    pub lr: f64,
+    pub temperature: f32,
+}
+
+/// Held-out evaluation before and after GRPO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub problems: usize,
+    /// Samples per problem (pass@1 over k, maj@k).
+    pub k: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    pub seed: u64,
+    /// Operand digits.
+    pub digits: usize,
+    pub mix: CorpusMix,
+    pub model: ModelShape,
+    pub pretrain: PretrainConfig,
+    pub grpo: GrpoConfig,
+    pub eval: EvalConfig,
+    /// Dollars per hour of the machine the demo runs on, for the cost line.
+    pub price_per_hour: f64,
+}
+
+impl DemoConfig {
+    /// `aha demo`.
+    pub fn standard() -> Self {
+        DemoConfig {
+            seed: 0,
+            digits: 4,
+            mix: CorpusMix::default(),
+            model: ModelShape {
+                hidden_size: 128,
+                layers: 4,
+                heads: 4,
+                intermediate_size: 384,
+            },
+            pretrain: PretrainConfig {
+                steps: 600,
+                batch_size: 64,
+                lr: 3e-3,
+                warmup_steps: 30,
+            },
+            grpo: GrpoConfig {
+                steps: 60,
+                prompts_per_step: 16,
+                group_size: 8,
+                lr: 1.5e-4,
+                temperature: 1.0,
+            },
+            eval: EvalConfig {
+                problems: 200,
+                k: 4,
+            },
+            price_per_hour: 0.10,
+        }
+    }
+
+    /// `aha demo --quick`: the same experiment, smaller, for CI.
+    pub fn quick() -> Self {
+        let mut c = Self::standard();
+        c.pretrain.steps = 300;
+        c.grpo.steps = 25;
+        c.eval.problems = 100;
+        c.eval.k = 2;
+        c
+    }
+
+    /// Longest completion the engine samples: the worst think response for `digits` columns, so
+    /// a correct response always fits and nothing longer is ever needed.
+    pub fn max_completion_tokens(&self) -> usize {
+        // Per column at most `9+9+1=19` (8 characters) plus a space; tags 4 × 1; answer digits+1.
+        9 * self.digits + 4 + self.digits + 1 + 1
+    }
+
+    pub fn validate(&self) -> Result<(), DemoError> {
+        let bad = |what: &str, why: &str| Err(DemoError::Config(format!("{what} {why}")));
+        if !(1..=MAX_DIGITS).contains(&self.digits) {
+            return bad("digits", &format!("must be between 1 and {MAX_DIGITS}"));
+        }
+        if !(0.0..=1.0).contains(&self.mix.think_share) {
+            return bad("mix.think_share", "must be between 0 and 1");
+        }
+        if self.mix.direct_right.is_empty()
+            || self
+                .mix
+                .direct_right
+                .iter()
+                .any(|p| !(0.0..=1.0).contains(p))
+        {
+            return bad(
+                "mix.direct_right",
+                "must list probabilities between 0 and 1",
+            );
+        }
+        let m = &self.model;
+        if m.hidden_size == 0 || m.layers == 0 || m.heads == 0 || m.intermediate_size == 0 {
+            return bad("model", "sizes must be positive");
+        }
+        if !m.hidden_size.is_multiple_of(m.heads) || !(m.hidden_size / m.heads).is_multiple_of(2) {
+            return bad("model.hidden_size", "must split into heads of even size");
+        }
+        if self.pretrain.batch_size == 0 || self.pretrain.lr <= 0.0 {
+            return bad("pretrain", "needs a positive batch size and learning rate");
+        }
+        let g = &self.grpo;
+        if g.prompts_per_step == 0 || g.group_size < 2 {
+            return bad(
+                "grpo",
+                "needs at least one prompt per step and two samples per group",
+            );
+        }
+        if g.lr <= 0.0 || g.temperature <= 0.0 {
+            return bad("grpo", "needs a positive learning rate and temperature");
+        }
+        if self.eval.problems == 0 || self.eval.k == 0 {
+            return bad("eval", "needs at least one problem and one sample");
+        }
+        if self.price_per_hour.is_nan() || self.price_per_hour < 0.0 {
+            return bad("price_per_hour", "must be zero or more");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::task::Problem;
+
+    #[test]
+    fn presets_validate_and_fit_the_longest_response() {
+        DemoConfig::standard().validate().unwrap();
+        DemoConfig::quick().validate().unwrap();
+        let tok = crate::demo::tokenizer::demo_tokenizer().unwrap();
+        for digits in 1..=MAX_DIGITS {
+            let cfg = DemoConfig {
+                digits,
+                ..DemoConfig::standard()
+            };
+            let worst = Problem {
+                a: 10u64.pow(digits as u32) - 1,
+                b: 10u64.pow(digits as u32) - 1,
+                digits,
+            };
+            let n = crate::demo::tokenizer::encode(&tok, &worst.think_completion())
+                .unwrap()
+                .len()
+                + 1;
+            assert!(n <= cfg.max_completion_tokens(), "{digits}: {n}");
+        }
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let mut c = DemoConfig::standard();
+        c.digits = 12;
+        assert!(c.validate().unwrap_err().to_string().contains("digits"));
+        let mut c = DemoConfig::standard();
+        c.grpo.group_size = 1;
+        assert!(c.validate().unwrap_err().to_string().contains("grpo"));
+    }
+}
