@@ -9,6 +9,7 @@
 pub mod algo;
 pub mod batch;
 pub mod demo;
+pub mod engine;
 pub mod error;
 pub mod optim;
 pub mod sft;
