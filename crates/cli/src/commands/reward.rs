@@ -1,8 +1,70 @@
-//! `aha reward` (being written).
+//! `aha reward`: score a JSONL file of completions with rule-based verifiers.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::ValueEnum;
+
+/// The verifier a file is scored with.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum TaskName {
+    /// Final answer (`<answer>`, `\boxed{}`, …) equivalent to `answer` as mathematics.
+    Math,
+    /// A Countdown expression over `numbers` that evaluates to `target`.
+    Countdown,
+    /// An exactly written integer answer (the demo's synthetic tasks).
+    Arithmetic,
+    /// The R1 template alone: one `<think>` block, then one `<answer>` block.
+    Format,
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "\
+Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown also takes \"numbers\" and \"target\").
+Output lines, in input order: {\"reward\": float|null, \"correct\": bool|null, \"components\": {...}}.
+A reward of null means no verifier could judge the line (it is excluded, never counted as 0).")]
+pub struct Args {
+    /// Which verifier to apply.
+    #[arg(long, value_enum)]
+    task: TaskName,
+    /// JSONL file of completions.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the scored lines (default: stdout).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`aha reward` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let task = match args.task {
+        TaskName::Math => aha_verify::Task::Math,
+        TaskName::Countdown => aha_verify::Task::Countdown,
+        TaskName::Arithmetic => aha_verify::Task::Arithmetic,
+        TaskName::Format => aha_verify::Task::Format,
+    };
+    let input =
+        File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+    let out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+    let name = args.input.display().to_string();
+    let summary = aha_verify::score_jsonl(task, BufReader::new(input), &name, &mut out)
+        .with_context(|| format!("scoring {name} (lines before the failing one were written)"))?;
+    out.flush().context("writing the scored lines")?;
+    let accuracy = match summary.correct_judged {
+        0 => "n/a".to_string(),
+        n => format!("{:.1}%", 100.0 * summary.correct as f64 / n as f64),
+    };
+    let mean = summary
+        .mean_reward
+        .map_or("n/a".to_string(), |m| format!("{m:.4}"));
+    eprintln!(
+        "scored {} lines: {} judged, mean reward {mean}, accuracy {accuracy}",
+        summary.lines, summary.judged
+    );
+    Ok(())
 }

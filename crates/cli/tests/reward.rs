@@ -1,0 +1,119 @@
+//! `aha reward` through the binary: scores in input order, null for what cannot be judged, and
+//! errors that name the file and line.
+
+use std::process::Command;
+
+fn aha(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_aha"))
+        .args(args)
+        .output()
+        .expect("run aha")
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write input");
+    p.display().to_string()
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("aha-reward-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+#[test]
+fn math_scores_each_line_in_order() {
+    let dir = tempdir("math");
+    let input = write(
+        &dir,
+        "c.jsonl",
+        concat!(
+            r#"{"completion": "<think>half</think><answer>\\frac{1}{2}</answer>", "answer": "0.5"}"#,
+            "\n",
+            r#"{"completion": "<answer>3</answer><answer>4</answer>", "answer": "4"}"#,
+            "\n",
+            r#"{"completion": "no answer at all", "answer": "7"}"#,
+            "\n"
+        ),
+    );
+    let out = aha(&["reward", "--task", "math", "--input", &input]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["reward"], 1.0);
+    assert_eq!(lines[0]["correct"], true);
+    // Two answer blocks is a hack, not a hit.
+    assert_eq!(lines[1]["correct"], false);
+    assert_eq!(lines[2]["correct"], false);
+}
+
+#[test]
+fn countdown_uses_numbers_and_target() {
+    let dir = tempdir("countdown");
+    let input = write(
+        &dir,
+        "c.jsonl",
+        concat!(
+            r#"{"completion": "<think>t</think><answer>(25 + 50) / 3</answer>", "numbers": [3, 25, 50], "target": 25}"#,
+            "\n",
+            r#"{"completion": "<think>t</think><answer>50 / (3 - 3)</answer>", "numbers": [3, 25, 50], "target": 25}"#,
+            "\n"
+        ),
+    );
+    let output = dir.join("r.jsonl");
+    let out = aha(&[
+        "reward",
+        "--task",
+        "countdown",
+        "--input",
+        &input,
+        "--output",
+        &output.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(output).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["correct"], true);
+    assert_eq!(lines[1]["correct"], false);
+}
+
+#[test]
+fn malformed_line_is_named() {
+    let dir = tempdir("bad");
+    let input = write(
+        &dir,
+        "bad.jsonl",
+        "{\"completion\": \"<answer>1</answer>\", \"answer\": \"1\"}\n{\"completion\": \"x\"}\n",
+    );
+    let out = aha(&["reward", "--task", "arithmetic", "--input", &input]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.jsonl:2"),
+        "error should name the line: {err}"
+    );
+    assert!(err.contains("answer"), "error should name the field: {err}");
+}
+
+#[test]
+fn unknown_task_is_rejected_by_the_parser() {
+    let out = aha(&["reward", "--task", "poetry", "--input", "x.jsonl"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("poetry"));
+}
