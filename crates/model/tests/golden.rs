@@ -1,0 +1,315 @@
+//! Golden tests: aha-model against Hugging Face transformers on tiny random checkpoints made by
+//! fixtures/make_fixtures.py (Qwen2 tied f32, Llama bf16 sharded with biases, Qwen3 q/k-norm with
+//! head_dim != D/H, Qwen2 MHA with a transformers-4 config.json). Only committed files are used.
+
+mod support;
+
+use aha_model::load::{load_checkpoint, load_model};
+use aha_model::save::save_checkpoint;
+use aha_model::tokenizer::{ChatMessage, Tokenizer};
+use aha_model::{KvCache, Model};
+use candle_core::{DType, Device, Tensor, D};
+use support::{fixture, max_abs_diff, reference, Scratch, CHECKPOINTS};
+
+const TOL: f32 = 1e-4;
+
+/// Right-pad `seqs` into one (N, T) batch and return each row's logprobs, cut to its length.
+fn batch_logprobs(model: &Model, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
+    let t = seqs.iter().map(Vec::len).max().unwrap();
+    let flat: Vec<u32> = seqs
+        .iter()
+        .flat_map(|s| {
+            s.iter()
+                .copied()
+                .chain(std::iter::repeat(0).take(t - s.len()))
+        })
+        .collect();
+    let ids = Tensor::from_vec(flat, (seqs.len(), t), &Device::Cpu).unwrap();
+    let lp: Vec<Vec<f32>> = model.token_logprobs(&ids).unwrap().to_vec2().unwrap();
+    lp.into_iter()
+        .zip(seqs)
+        .map(|(row, s)| row[..s.len() - 1].to_vec())
+        .collect()
+}
+
+#[test]
+fn logprobs_match_transformers() {
+    for name in CHECKPOINTS {
+        let model = load_model(&fixture(name), &Device::Cpu, false).unwrap();
+        let r = reference(name);
+        let seqs: Vec<Vec<u32>> = r.sequences.iter().map(|s| s.ids.clone()).collect();
+        // Every sequence alone, then all of them as one right-padded batch.
+        for s in &r.sequences {
+            let got = batch_logprobs(&model, std::slice::from_ref(&s.ids));
+            let d = max_abs_diff(&got[0], &s.logprobs);
+            assert!(d <= TOL, "{name}: len {} max |Δ| {d}", s.ids.len());
+        }
+        let batched = batch_logprobs(&model, &seqs);
+        let mut worst = 0f32;
+        for (got, s) in batched.iter().zip(&r.sequences) {
+            let d = max_abs_diff(got, &s.logprobs);
+            assert!(d <= TOL, "{name} batched: len {} max |Δ| {d}", s.ids.len());
+            worst = worst.max(d);
+        }
+        eprintln!("{name}: max |Δ logprob| vs transformers {worst:.2e}");
+        // The references are not near-uniform: a wrong model could not match them by accident.
+        let spread = r.sequences[3].logprobs.iter().fold(0f32, |m, x| m.min(*x));
+        assert!(
+            spread < -8.0,
+            "{name}: weak reference, min logprob {spread}"
+        );
+    }
+}
+
+#[test]
+fn trainable_model_gives_the_same_logprobs() {
+    let name = "qwen3_qknorm_f32";
+    let model = load_model(&fixture(name), &Device::Cpu, true).unwrap();
+    assert!(!model.vars().is_empty());
+    let r = reference(name);
+    let got = batch_logprobs(&model, std::slice::from_ref(&r.sequences[2].ids));
+    assert!(max_abs_diff(&got[0], &r.sequences[2].logprobs) <= TOL);
+}
+
+/// Greedy decoding with the KV cache: prefill the prompt, then one token at a time.
+fn greedy_cached(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
+    let dev = Device::Cpu;
+    let mut cache = KvCache::new(model.config(), 1, prompt.len() + n, &dev).unwrap();
+    let p = prompt.len();
+    let ids = Tensor::from_vec(prompt.to_vec(), (1, p), &dev).unwrap();
+    let pos = Tensor::arange(0u32, p as u32, &dev)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let valid = Tensor::ones((1, p), DType::U8, &dev).unwrap();
+    let mut logits = model
+        .forward_cached(&ids, &pos, &valid, &mut cache)
+        .unwrap();
+    let mut out = Vec::new();
+    for step in 0..n {
+        let next = logits.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap()[0];
+        out.push(next);
+        if step + 1 == n {
+            break;
+        }
+        let ids = Tensor::new(&[[next]], &dev).unwrap();
+        let pos = Tensor::new(&[[(p + step) as u32]], &dev).unwrap();
+        let valid = Tensor::ones((1, 1), DType::U8, &dev).unwrap();
+        logits = model
+            .forward_cached(&ids, &pos, &valid, &mut cache)
+            .unwrap();
+    }
+    out
+}
+
+#[test]
+fn cached_greedy_decoding_matches_transformers_generate() {
+    for name in CHECKPOINTS {
+        let model = load_model(&fixture(name), &Device::Cpu, false)
+            .unwrap()
+            .detached();
+        for g in reference(name).greedy {
+            let got = greedy_cached(&model, &g.prompt_ids, g.output_ids.len());
+            assert_eq!(got, g.output_ids, "{name}: prompt {:?}", g.prompt_ids);
+        }
+    }
+}
+
+#[test]
+fn left_padded_cached_batch_matches_transformers_generate() {
+    // Both prompts decoded together, the shorter one left-padded: what the rollout engine does.
+    let name = "llama_bf16_sharded";
+    let dev = Device::Cpu;
+    let model = load_model(&fixture(name), &dev, false).unwrap().detached();
+    let greedy = reference(name).greedy;
+    let p = greedy.iter().map(|g| g.prompt_ids.len()).max().unwrap();
+    let n = greedy[0].output_ids.len();
+    let (mut ids, mut pos, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+    for g in &greedy {
+        let pad = p - g.prompt_ids.len();
+        ids.extend(
+            std::iter::repeat(0)
+                .take(pad)
+                .chain(g.prompt_ids.iter().copied()),
+        );
+        pos.extend((0..p).map(|i| i.saturating_sub(pad) as u32));
+        valid.extend((0..p).map(|i| u8::from(i >= pad)));
+    }
+    let rows = greedy.len();
+    let mut cache = KvCache::new(model.config(), rows, p + n, &dev).unwrap();
+    let mut logits = model
+        .forward_cached(
+            &Tensor::from_vec(ids, (rows, p), &dev).unwrap(),
+            &Tensor::from_vec(pos, (rows, p), &dev).unwrap(),
+            &Tensor::from_vec(valid, (rows, p), &dev).unwrap(),
+            &mut cache,
+        )
+        .unwrap();
+    let mut outs = vec![Vec::new(); rows];
+    for step in 0..n {
+        let next: Vec<u32> = logits.argmax(D::Minus1).unwrap().to_vec1().unwrap();
+        for (o, t) in outs.iter_mut().zip(&next) {
+            o.push(*t);
+        }
+        if step + 1 == n {
+            break;
+        }
+        let pos: Vec<u32> = greedy
+            .iter()
+            .map(|g| (g.prompt_ids.len() + step) as u32)
+            .collect();
+        logits = model
+            .forward_cached(
+                &Tensor::from_vec(next, (rows, 1), &dev).unwrap(),
+                &Tensor::from_vec(pos, (rows, 1), &dev).unwrap(),
+                &Tensor::ones((rows, 1), DType::U8, &dev).unwrap(),
+                &mut cache,
+            )
+            .unwrap();
+    }
+    for (o, g) in outs.iter().zip(&greedy) {
+        assert_eq!(o, &g.output_ids);
+    }
+}
+
+#[test]
+fn left_padded_forward_equals_unpadded_rows() {
+    let name = "qwen2_tied_f32";
+    let dev = Device::Cpu;
+    let model = load_model(&fixture(name), &dev, false).unwrap();
+    let r = reference(name);
+    let seqs: Vec<&Vec<u32>> = r.sequences[1..].iter().map(|s| &s.ids).collect();
+    let t = seqs.iter().map(|s| s.len()).max().unwrap();
+    let (mut ids, mut pos, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+    for s in &seqs {
+        let pad = t - s.len();
+        ids.extend(std::iter::repeat(7).take(pad).chain(s.iter().copied()));
+        pos.extend((0..t).map(|i| i.saturating_sub(pad) as u32));
+        mask.extend((0..t).map(|i| u32::from(i >= pad)));
+    }
+    let n = seqs.len();
+    let hidden = model
+        .forward(
+            &Tensor::from_vec(ids, (n, t), &dev).unwrap(),
+            Some(&Tensor::from_vec(pos, (n, t), &dev).unwrap()),
+            Some(&Tensor::from_vec(mask, (n, t), &dev).unwrap()),
+        )
+        .unwrap();
+    let lsm = candle_nn::ops::log_softmax(&model.logits(&hidden).unwrap(), D::Minus1).unwrap();
+    let lsm: Vec<Vec<Vec<f32>>> = lsm.to_vec3().unwrap();
+    for (row, (s, refr)) in lsm.iter().zip(seqs.iter().zip(&r.sequences[1..])) {
+        let pad = t - s.len();
+        let got: Vec<f32> = (0..s.len() - 1)
+            .map(|i| row[pad + i][s[i + 1] as usize])
+            .collect();
+        let d = max_abs_diff(&got, &refr.logprobs);
+        assert!(
+            d <= TOL,
+            "left-padded row of length {}: max |Δ| {d}",
+            s.len()
+        );
+    }
+}
+
+#[test]
+fn save_then_reload_gives_the_same_model() {
+    for (name, dtype) in [
+        ("qwen2_tied_f32", aha_model::config::StoredDtype::F32),
+        // bf16 weights upcast to f32 and stored as bf16 again are bit-identical.
+        ("llama_bf16_sharded", aha_model::config::StoredDtype::Bf16),
+    ] {
+        let dev = Device::Cpu;
+        let ckpt = load_checkpoint(&fixture(name), &dev).unwrap();
+        let generation = ckpt.generation.clone();
+        let cfg = ckpt.config.clone();
+        let model = ckpt.into_model(false).unwrap();
+        let tok = Tokenizer::from_dir(&fixture(name)).unwrap();
+        let out = Scratch::new("save");
+        let dir = out.path().join("ckpt");
+        save_checkpoint(&model, &tok, Some(&generation), &dir, dtype).unwrap();
+        // Saving over an existing checkpoint replaces it.
+        save_checkpoint(&model, &tok, Some(&generation), &dir, dtype).unwrap();
+        let leftovers: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary directories left behind");
+
+        let again = load_checkpoint(&dir, &dev).unwrap();
+        assert_eq!(again.config, cfg, "{name}: config.json did not round-trip");
+        assert_eq!(again.generation.eos_token_ids, generation.eos_token_ids);
+        if cfg.tie_word_embeddings {
+            assert!(!again.tensors.contains_key("lm_head.weight"));
+        }
+        for (k, t) in &model.tensors() {
+            let d = (t - &again.tensors[k])
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap();
+            assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0, "{name}: {k} changed");
+        }
+        let tok2 = Tokenizer::from_dir(&dir).unwrap();
+        let msgs = [ChatMessage::new("user", "hi")];
+        assert_eq!(
+            tok2.apply_chat_template(&msgs, true).unwrap(),
+            tok.apply_chat_template(&msgs, true).unwrap()
+        );
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokRef {
+    vocab_size: usize,
+    eos_token_id: u32,
+    pad_token_id: u32,
+    encodings: Vec<Encoding>,
+    chat: Chat,
+}
+
+#[derive(serde::Deserialize)]
+struct Encoding {
+    text: String,
+    ids: Vec<u32>,
+    decoded: String,
+    decoded_skip_special: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Chat {
+    messages: Vec<ChatMessage>,
+    with_generation_prompt: String,
+    without_generation_prompt: String,
+    no_system: String,
+}
+
+#[test]
+fn tokenizer_matches_transformers() {
+    let text = std::fs::read_to_string(fixture("tokenizer").join("reference.json")).unwrap();
+    let r: TokRef = serde_json::from_str(&text).unwrap();
+    // The transformers-5 layout (chat_template.jinja) and the transformers-4 one (template in
+    // tokenizer_config.json) must read the same.
+    for dir in ["tokenizer", "qwen2_mha_t4config"] {
+        let tok = Tokenizer::from_dir(&fixture(dir)).unwrap();
+        assert_eq!(tok.vocab_size(), r.vocab_size);
+        assert_eq!(tok.eos_token_ids(), vec![r.eos_token_id]);
+        assert_eq!(tok.pad_token_id(), Some(r.pad_token_id));
+        for e in &r.encodings {
+            let ids = tok.encode(&e.text, true).unwrap();
+            assert_eq!(ids, e.ids, "{dir}: encode {:?}", e.text);
+            assert_eq!(tok.decode(&ids, false).unwrap(), e.decoded);
+            assert_eq!(tok.decode(&ids, true).unwrap(), e.decoded_skip_special);
+        }
+        let c = &r.chat;
+        assert_eq!(
+            tok.apply_chat_template(&c.messages, true).unwrap(),
+            c.with_generation_prompt
+        );
+        assert_eq!(
+            tok.apply_chat_template(&c.messages[..3], false).unwrap(),
+            c.without_generation_prompt
+        );
+        assert_eq!(
+            tok.apply_chat_template(&c.messages[1..2], true).unwrap(),
+            c.no_system
+        );
+    }
+}
