@@ -32,13 +32,16 @@
 //! the completion's finish reason is [`FinishReason::Stop`]; running out of `max_new_tokens` gives
 //! [`FinishReason::Length`].
 //!
-//! Not here: rewards, advantages, prompt datasets.
+//! Not here: rewards, advantages, prompt datasets. [`prompt`] turns user input (text, token ids
+//! or chat messages) into token ids.
 
 mod generate;
+pub mod prompt;
 mod sampler;
 mod stop;
 
 pub use generate::{generate_groups, generate_groups_from};
+pub use prompt::{Prompt, PromptError};
 pub use sampler::{completion_rng, sample_token, Sampled};
 pub use stop::StopMatcher;
 

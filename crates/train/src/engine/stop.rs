@@ -10,6 +10,8 @@
 //! Not here: EOS ids (the engine checks those), trimming the stop string from the output (the
 //! completion keeps the token that completed it, as the trainer must score what was sampled).
 
+use aha_model::tokenizer::Tokenizer;
+
 use super::EngineError;
 
 type DecodeFn<'a> = dyn Fn(&[u32]) -> Result<String, String> + Send + Sync + 'a;
@@ -31,6 +33,15 @@ impl std::fmt::Debug for StopMatcher<'_> {
 }
 
 impl<'a> StopMatcher<'a> {
+    /// Match `stops` through the checkpoint's tokenizer, special tokens decoded as their text.
+    /// Ids the tokenizer lacks (a model vocabulary padded past the tokenizer's) decode to nothing.
+    pub fn new(tokenizer: &'a Tokenizer, stops: &[String]) -> Result<Self, EngineError> {
+        let inner = tokenizer.inner();
+        Self::with_decoder(stops, move |ids: &[u32]| {
+            inner.decode(ids, false).map_err(|e| e.to_string())
+        })
+    }
+
     /// Match `stops` through any detokenizer `decode(ids) -> text`, which must turn every token
     /// into at least one byte of text.
     pub fn with_decoder(
