@@ -35,6 +35,8 @@ pub enum Error {
     Diverged(String),
     #[error(transparent)]
     Model(#[from] aha_model::Error),
+    #[error("rollout: {0}")]
+    Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Verify(#[from] aha_verify::Error),
     #[error(transparent)]

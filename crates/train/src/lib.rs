@@ -1,17 +1,26 @@
 //! aha-train: the trainers of the R1 recipe.
 //!
-//! [`algo`] holds GRPO's maths as pure functions (group advantages, clipped policy loss, KL
-//! estimators, loss aggregation, overlong handling, the dynamic-sampling filter). [`optim`] is
-//! AdamW with savable state, the learning-rate schedule and gradient accumulation. [`batch`]
-//! packs prompts and completions into padded tensors and scores them. [`sft`] is the supervised
-//! trainer.
+//! The GRPO step ([`grpo::GrpoTrainer::step`]) reads top to bottom as the pipeline: prompts from
+//! [`data`] → rollouts from the [`engine`] → rewards ([`reward`], over `aha_verify`) → group
+//! advantages and the clipped, KL-regularised loss ([`algo`], pure functions) → the update
+//! ([`grpo::update`], micro-batched, through [`optim`]'s AdamW) → [`metrics`]. [`config`] is the
+//! run config (TOML, presets, `--set`), [`run`] the on-disk run with checkpoints and resume.
+//! [`sft`] is the supervised trainer. [`batch`]
+//! packs prompts and completions into padded tensors and scores them.
 
 pub mod algo;
 pub mod batch;
+pub mod config;
+pub mod data;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod grpo;
+pub mod init_model;
+pub mod metrics;
 pub mod optim;
+pub mod reward;
+pub mod run;
 pub mod sft;
 
 pub use error::{Error, Result};

@@ -1,0 +1,161 @@
+//! Reading a JSONL prompt dataset: one object per line with configurable field names.
+//!
+//! The prompt field must be a string; the answer may be a string or a number; Countdown rows
+//! carry an array of integers and an integer target. A row with no reference at all (no answer,
+//! no numbers+target) is an error naming the file and line, or skipped and counted, as the
+//! config says. Blank lines are ignored.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::data::{Fields, Item, MissingAnswer};
+use crate::{Error, Result};
+
+pub fn read_items(
+    path: &Path,
+    fields: &Fields,
+    missing: MissingAnswer,
+) -> Result<(Vec<Item>, usize)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut items = Vec::new();
+    let mut skipped = 0;
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |message: String| Error::Data {
+            path: path.into(),
+            line: n + 1,
+            message,
+        };
+        let row: Map<String, Value> = match serde_json::from_str(line) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return Err(bad("expected a JSON object".into())),
+            Err(e) => return Err(bad(format!("invalid JSON: {e}"))),
+        };
+        match row_item(&row, fields).map_err(bad)? {
+            Some(item) => items.push(item),
+            None => match missing {
+                MissingAnswer::Skip => skipped += 1,
+                MissingAnswer::Error => {
+                    return Err(bad(format!(
+                        "no `{}` field (nor `{}` and `{}`) to judge completions against",
+                        fields.answer, fields.numbers, fields.target
+                    )))
+                }
+            },
+        }
+    }
+    Ok((items, skipped))
+}
+
+/// One row as an item; `Ok(None)` when it has no reference; `Err` for a malformed field.
+pub fn row_item(
+    row: &Map<String, Value>,
+    fields: &Fields,
+) -> std::result::Result<Option<Item>, String> {
+    let problem = match row.get(&fields.prompt) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(format!(
+                "field `{}` must be a string, got {other}",
+                fields.prompt
+            ))
+        }
+        None => return Err(format!("missing field `{}`", fields.prompt)),
+    };
+    let answer = match row.get(&fields.answer) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(x)) => Some(x.to_string()),
+        Some(other) => {
+            return Err(format!(
+                "field `{}` must be a string or number, got {other}",
+                fields.answer
+            ))
+        }
+    };
+    let numbers = match row.get(&fields.numbers) {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(xs)) => Some(
+            xs.iter()
+                .map(Value::as_i64)
+                .collect::<Option<Vec<i64>>>()
+                .ok_or_else(|| {
+                    format!("field `{}` must be an array of integers", fields.numbers)
+                })?,
+        ),
+        Some(other) => {
+            return Err(format!(
+                "field `{}` must be an array, got {other}",
+                fields.numbers
+            ))
+        }
+    };
+    let target = match row.get(&fields.target) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| format!("field `{}` must be an integer, got {v}", fields.target))?,
+        ),
+    };
+    let item = Item {
+        problem,
+        answer,
+        numbers,
+        target,
+    };
+    Ok(item.has_reference().then_some(item))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("aha_jsonl_{}_{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_rows_and_reports_bad_lines() {
+        let p = write(
+            "ok.jsonl",
+            "{\"q\": \"1+1\", \"a\": 2}\n\n{\"q\": \"cd\", \"numbers\": [1, 2], \"target\": 3}\n",
+        );
+        let f = Fields {
+            prompt: "q".into(),
+            answer: "a".into(),
+            ..Fields::default()
+        };
+        let (items, skipped) = read_items(&p, &f, MissingAnswer::Error).unwrap();
+        assert_eq!(skipped, 0);
+        assert_eq!(items[0].answer.as_deref(), Some("2"));
+        assert_eq!(items[1].numbers, Some(vec![1, 2]));
+
+        let p = write(
+            "missing.jsonl",
+            "{\"q\": \"1+1\", \"a\": 2}\n{\"q\": \"2+2\"}\n",
+        );
+        let err = read_items(&p, &f, MissingAnswer::Error)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing.jsonl:2") && err.contains("`a`"),
+            "{err}"
+        );
+        let (items, skipped) = read_items(&p, &f, MissingAnswer::Skip).unwrap();
+        assert_eq!((items.len(), skipped), (1, 1));
+
+        let p = write("bad.jsonl", "{\"q\": 5, \"a\": 2}\n");
+        let err = read_items(&p, &f, MissingAnswer::Skip)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad.jsonl:1") && err.contains("`q` must be a string"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Prompt templates: how a problem becomes the text the policy continues.
+//!
+//! `r1_zero` is DeepSeek-R1-Zero's template (arXiv:2501.12948, Table 1), `chat` renders a user
+//! turn with the checkpoint's own chat template, `format` substitutes `{prompt}` (and, for
+//! Countdown, `{numbers}` and `{target}`) into a string. `raw` is the problem text as is.
+
+use aha_model::tokenizer::{ChatMessage, Tokenizer};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Item;
+use crate::{Error, Result};
+
+pub const R1_ZERO_TEMPLATE: &str = "A conversation between User and Assistant. The user asks a \
+question, and the Assistant solves it. The assistant first thinks about the reasoning process in \
+the mind and then provides the user with the answer. The reasoning process and answer are \
+enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., <think> \
+reasoning process here </think> <answer> answer here </answer>. User: {prompt}. Assistant:";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PromptTemplate {
+    #[default]
+    R1Zero,
+    Chat,
+    Format {
+        format: String,
+    },
+    Raw,
+}
+
+impl PromptTemplate {
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            PromptTemplate::Format { format } if !format.contains("{prompt}") => Err(
+                Error::config("data.template.format", "must contain `{prompt}`"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The prompt text for `item`.
+    pub fn render(&self, item: &Item, tokenizer: &Tokenizer) -> Result<String> {
+        let fill = |f: &str| {
+            let mut s = f.replace("{prompt}", &item.problem);
+            if let Some(n) = &item.numbers {
+                s = s.replace("{numbers}", &format!("{n:?}"));
+            }
+            if let Some(t) = item.target {
+                s = s.replace("{target}", &t.to_string());
+            }
+            s
+        };
+        Ok(match self {
+            PromptTemplate::R1Zero => fill(R1_ZERO_TEMPLATE),
+            PromptTemplate::Format { format } => fill(format),
+            PromptTemplate::Raw => item.problem.clone(),
+            PromptTemplate::Chat => tokenizer
+                .apply_chat_template(&[ChatMessage::new("user", item.problem.clone())], true)?,
+        })
+    }
+
+    /// Token ids of the rendered prompt. Chat output already holds its special tokens; other
+    /// templates get the tokenizer's own (e.g. a BOS).
+    pub fn encode(&self, item: &Item, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
+        let text = self.render(item, tokenizer)?;
+        let special = !matches!(self, PromptTemplate::Chat);
+        let ids = tokenizer.encode(&text, special)?;
+        if ids.is_empty() {
+            return Err(Error::Data {
+                path: "<prompt>".into(),
+                line: 0,
+                message: format!("prompt `{text}` encodes to no tokens"),
+            });
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,153 @@
+//! Collecting one step's rollouts: prompts from the stream, G completions each from the engine,
+//! verifier rewards, reward shaping for overlong completions, and DAPO's dynamic sampling (drop
+//! groups whose shaped rewards are all equal, refill from fresh prompts for a bounded number of
+//! extra rounds).
+//!
+//! Randomness: the engine keys each completion's stream by `(run seed, prompt's stream position,
+//! sample index)`; positions only grow, so a completion never depends on batch composition or
+//! on how many refill rounds came before it, and a resumed run draws the same ones.
+
+use std::time::Instant;
+
+use aha_model::tokenizer::Tokenizer;
+use aha_model::Model;
+use aha_verify::Reward;
+
+use crate::algo::{self, overlong_effect};
+use crate::config::{GroupFilter, TrainConfig};
+use crate::data::{Item, PromptStream};
+use crate::engine::{self, FinishReason, Group, SamplingParams, StopMatcher};
+use crate::reward::{score_groups, CompletionScore};
+use crate::{Error, Result};
+
+/// One prompt's group with everything the step needs about it.
+#[derive(Debug, Clone)]
+pub struct ScoredGroup {
+    pub item: Item,
+    pub group: Group,
+    pub scores: Vec<CompletionScore>,
+    /// Reward after overlong shaping; `None` when no verifier could judge.
+    pub shaped: Vec<Option<f32>>,
+    /// Whether each completion's tokens enter the loss (overlong masking).
+    pub in_loss: Vec<bool>,
+}
+
+/// A step's rollouts: every generated group (for metrics) and which of them train.
+#[derive(Debug, Clone, Default)]
+pub struct Rollouts {
+    pub groups: Vec<ScoredGroup>,
+    /// Indices into `groups` of the groups the update uses, at most B.
+    pub trained: Vec<usize>,
+    pub rollout_s: f64,
+    pub reward_s: f64,
+}
+
+impl Rollouts {
+    pub fn trained_groups(&self) -> impl Iterator<Item = &ScoredGroup> {
+        self.trained.iter().map(|&i| &self.groups[i])
+    }
+}
+
+/// What a rollout needs besides the stream.
+pub struct RolloutContext<'a> {
+    pub cfg: &'a TrainConfig,
+    pub policy: &'a Model,
+    pub tokenizer: &'a Tokenizer,
+    pub reward: &'a Reward,
+    pub sampling: &'a SamplingParams,
+}
+
+pub fn collect_rollouts(ctx: &RolloutContext<'_>, stream: &mut PromptStream) -> Result<Rollouts> {
+    let b = ctx.cfg.rollout.prompts_per_step;
+    let g = ctx.cfg.rollout.group_size;
+    let stop = match ctx.sampling.stop_strings.is_empty() {
+        true => None,
+        false => Some(
+            StopMatcher::with_decoder(&ctx.sampling.stop_strings, |ids| {
+                ctx.tokenizer.decode(ids, false).map_err(|e| e.to_string())
+            })
+            .map_err(|e| Error::config("rollout.stop_strings", e.to_string()))?,
+        ),
+    };
+    let mut out = Rollouts::default();
+    let max_rounds = match ctx.cfg.grpo.filter {
+        GroupFilter::KeepAll => 1,
+        GroupFilter::DropUniform => 1 + ctx.cfg.grpo.max_refill_rounds,
+    };
+    for _round in 0..max_rounds {
+        let need = b - out.trained.len();
+        let batch = stream.next_batch(need);
+        let first = batch.first().map_or(0, |(k, _)| *k as usize);
+        let items: Vec<Item> = batch.into_iter().map(|(_, item)| item).collect();
+        let prompts = items
+            .iter()
+            .map(|it| ctx.cfg.data.template.encode(it, ctx.tokenizer))
+            .collect::<Result<Vec<_>>>()?;
+
+        let t = Instant::now();
+        let groups = engine::generate_groups_from(
+            ctx.policy,
+            &prompts,
+            first,
+            g,
+            ctx.sampling,
+            stop.as_ref(),
+        )?; // B groups of G
+        out.rollout_s += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let local: Vec<Group> = groups
+            .into_iter()
+            .map(|mut gr| {
+                gr.prompt_index -= first;
+                gr
+            })
+            .collect();
+        let scores = score_groups(ctx.reward, ctx.tokenizer, &items, &local)?; // (B·G)
+        out.reward_s += t.elapsed().as_secs_f64();
+
+        let mut scores = scores.into_iter();
+        for (item, group) in items.into_iter().zip(local) {
+            let s: Vec<CompletionScore> = scores.by_ref().take(g).collect();
+            let scored = shape(ctx.cfg, item, group, s);
+            let informative = algo::informative_groups(&scored.shaped, g)[0];
+            let keep = match ctx.cfg.grpo.filter {
+                GroupFilter::KeepAll => true,
+                GroupFilter::DropUniform => informative,
+            };
+            if keep && out.trained.len() < b {
+                out.trained.push(out.groups.len());
+            }
+            out.groups.push(scored);
+        }
+        if out.trained.len() >= b {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the overlong policy to one group's rewards.
+fn shape(cfg: &TrainConfig, item: Item, group: Group, scores: Vec<CompletionScore>) -> ScoredGroup {
+    let max_len = cfg.rollout.max_new_tokens;
+    let (shaped, in_loss) = group
+        .completions
+        .iter()
+        .zip(&scores)
+        .map(|(c, s)| {
+            let truncated = c.finish_reason == FinishReason::Length;
+            let fx = overlong_effect(cfg.grpo.overlong, c.ids.len(), truncated, max_len);
+            (
+                s.reward.map(|r| r + fx.reward_delta),
+                fx.keep && s.reward.is_some(),
+            )
+        })
+        .unzip();
+    ScoredGroup {
+        item,
+        group,
+        scores,
+        shaped,
+        in_loss,
+    }
+}
