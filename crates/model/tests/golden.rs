@@ -313,3 +313,125 @@ fn tokenizer_matches_transformers() {
         );
     }
 }
+
+/// Checkpoints written by aha's own `save_checkpoint`, checked by make_fixtures.py
+/// `--check-aha-saved` to load in transformers and reproduce `aha_logprobs.json`.
+const AHA_SAVED: [&str; 3] = ["aha_saved_qwen2", "aha_saved_llama", "aha_saved_qwen3"];
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AhaLogprobs {
+    tokenizer_vocab_size: usize,
+    chat: String,
+    sequences: Vec<AhaScored>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AhaScored {
+    ids: Vec<u32>,
+    logprobs: Vec<f32>,
+}
+
+fn aha_saved_sequences(tok: &Tokenizer) -> Vec<Vec<u32>> {
+    vec![
+        tok.encode("Q:4821+5377= 1+7+0=8, 2+7+0=9", true).unwrap(),
+        (0..60).map(|i| (i * 37 + 11) % 320).collect(),
+        vec![5, 300],
+    ]
+}
+
+/// Regenerate the aha_saved_* fixtures: `cargo test -p aha-model --release --test golden --
+/// --ignored regenerate_aha_saved`, then run make_fixtures.py --check-aha-saved.
+#[test]
+#[ignore]
+fn regenerate_aha_saved() {
+    use aha_model::config::StoredDtype;
+    use aha_model::init::{
+        byte_level_tokenizer, random_model, sized_config, Preset, SizeOverrides,
+    };
+    use aha_model::Architecture;
+    use rand::{Rng, SeedableRng};
+    let dev = Device::Cpu;
+    let tok = byte_level_tokenizer(320).unwrap();
+    for (name, arch, dtype, seed) in [
+        ("aha_saved_qwen2", Architecture::Qwen2, StoredDtype::Bf16, 1),
+        ("aha_saved_llama", Architecture::Llama, StoredDtype::F32, 2),
+        ("aha_saved_qwen3", Architecture::Qwen3, StoredDtype::F32, 3),
+    ] {
+        let mut cfg = sized_config(
+            Preset::Tiny,
+            &SizeOverrides {
+                architecture: Some(arch),
+                hidden_size: Some(32),
+                intermediate_size: Some(64),
+                max_position_embeddings: Some(128),
+                tie_word_embeddings: Some(arch == Architecture::Qwen2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        if arch == Architecture::Llama {
+            (cfg.attention_bias, cfg.o_bias, cfg.mlp_bias) = (true, true, true);
+            cfg.rope_theta = 500_000.0;
+        }
+        cfg.eos_token_ids = vec![2];
+        cfg.pad_token_id = Some(0);
+        let model = random_model(&cfg, seed, &dev).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        // HF's std 0.02 makes every distribution near uniform; spread the weights so the
+        // transformers check is discriminating.
+        for (k, var) in model.vars() {
+            let t = var.as_tensor();
+            let noise: Vec<f32> = (0..t.elem_count())
+                .map(|_| rng.gen_range(-1.7f32..1.7))
+                .collect();
+            let noise = Tensor::from_vec(noise, t.dims(), &dev).unwrap();
+            let new = if k.ends_with("norm.weight") {
+                ((noise * 0.3).unwrap() + 1.0).unwrap()
+            } else if k.ends_with(".bias") {
+                (noise * 0.2).unwrap()
+            } else {
+                (t * 40.0).unwrap()
+            };
+            var.set(&new).unwrap();
+        }
+        let dir = fixture(name);
+        save_checkpoint(&model, &tok, None, &dir, dtype).unwrap();
+        let saved = load_model(&dir, &dev, false).unwrap();
+        let tok = Tokenizer::from_dir(&dir).unwrap();
+        let seqs = aha_saved_sequences(&tok);
+        let lps = batch_logprobs(&saved, &seqs);
+        let record = AhaLogprobs {
+            tokenizer_vocab_size: tok.vocab_size(),
+            chat: tok
+                .apply_chat_template(&[ChatMessage::new("user", "hi")], true)
+                .unwrap(),
+            sequences: seqs
+                .into_iter()
+                .zip(lps)
+                .map(|(ids, logprobs)| AhaScored { ids, logprobs })
+                .collect(),
+        };
+        let text = serde_json::to_string_pretty(&record).unwrap();
+        std::fs::write(dir.join("aha_logprobs.json"), text + "\n").unwrap();
+    }
+}
+
+#[test]
+fn aha_saved_checkpoints_reload_with_recorded_logprobs() {
+    for name in AHA_SAVED {
+        let dir = fixture(name);
+        let model = load_model(&dir, &Device::Cpu, false).unwrap();
+        let tok = Tokenizer::from_dir(&dir).unwrap();
+        let text = std::fs::read_to_string(dir.join("aha_logprobs.json")).unwrap();
+        let r: AhaLogprobs = serde_json::from_str(&text).unwrap();
+        let seqs = aha_saved_sequences(&tok);
+        let got = batch_logprobs(&model, &seqs);
+        for (g, s) in got.iter().zip(&r.sequences) {
+            assert_eq!(
+                seqs[0], r.sequences[0].ids,
+                "{name}: tokenizer encodes differently"
+            );
+            assert!(max_abs_diff(g, &s.logprobs) <= 1e-5, "{name}");
+        }
+    }
+}
