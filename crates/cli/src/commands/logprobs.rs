@@ -1,8 +1,188 @@
-//! `aha logprobs` (being written).
+//! `aha logprobs`: per-token log-probabilities of sequences under a checkpoint.
+//!
+//! Reads the whole input first, so a bad line is reported before any compute; then scores rows
+//! in right-padded batches of similar length and writes one line per input line, in input order.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use aha_model::load::load_model;
+use aha_model::tokenizer::Tokenizer;
+use aha_model::Model;
+use anyhow::{bail, Context};
+use candle_core::{Device, Tensor};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "\
+Input lines: {\"ids\": [int, ...]} or {\"text\": \"...\"} (text is encoded with the checkpoint's
+tokenizer, special tokens added as transformers' encode does). Blank lines are skipped.
+Output lines, in input order: {\"ids\": [...], \"logprobs\": [...]} with
+logprobs[i] = log p(ids[i+1] | ids[..=i]): one fewer than ids, so every row needs 2+ tokens.
+Errors name the file and line: bad JSON, neither field, ids outside the vocabulary, a row longer
+than max_position_embeddings, a single-token row.")]
+pub struct Args {
+    /// Checkpoint directory (config.json, model.safetensors or shards, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// JSONL file of sequences to score.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the scored lines (default: stdout).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Sequences per forward pass. Rows are grouped by length, so padding stays small.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`aha logprobs` is not implemented yet")
+/// One output line (f32 keeps the shortest round-tripping decimal form).
+#[derive(serde::Serialize)]
+struct Scored<'a> {
+    ids: &'a [u32],
+    logprobs: &'a [f32],
+}
+
+/// One input line, tokenized and checked.
+struct Row {
+    line: usize,
+    ids: Vec<u32>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let model = load_model(&args.model, &dev, false)
+        .with_context(|| format!("loading the model from {}", args.model.display()))?;
+    let rows = read_rows(&args.input, &args.model, &model)?;
+    let out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+
+    // Score in batches of similar length, then write in input order.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].ids.len());
+    let mut scored: Vec<Option<Vec<f32>>> = vec![None; rows.len()];
+    for chunk in order.chunks(args.batch_size as usize) {
+        let batch: Vec<&Row> = chunk.iter().map(|&i| &rows[i]).collect();
+        let lps = score_batch(&model, &batch).with_context(|| {
+            format!(
+                "scoring {} lines {:?}",
+                args.input.display(),
+                batch.iter().map(|r| r.line).collect::<Vec<_>>()
+            )
+        })?;
+        for (&i, lp) in chunk.iter().zip(lps) {
+            scored[i] = Some(lp);
+        }
+    }
+    for (row, lp) in rows.iter().zip(scored) {
+        let line = Scored {
+            ids: &row.ids,
+            logprobs: &lp.unwrap_or_default(),
+        };
+        let line = serde_json::to_string(&line).context("serialising a result")?;
+        writeln!(out, "{line}").context("writing the output")?;
+    }
+    out.flush().context("writing the output")?;
+    eprintln!("scored {} sequences", rows.len());
+    Ok(())
+}
+
+/// Every non-blank line of `input` as token ids, checked against the model.
+fn read_rows(input: &Path, model_dir: &Path, model: &Model) -> anyhow::Result<Vec<Row>> {
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let cfg = model.config();
+    let mut tokenizer: Option<Tokenizer> = None;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        let at = || format!("{}:{n}", input.display());
+        let value: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}: invalid JSON", at()))?;
+        let ids = if let Some(ids) = value.get("ids") {
+            parse_ids(ids).with_context(|| format!("{}: field `ids`", at()))?
+        } else if let Some(text) = value.get("text") {
+            let text = text
+                .as_str()
+                .with_context(|| format!("{}: field `text` must be a string", at()))?;
+            if tokenizer.is_none() {
+                tokenizer = Some(Tokenizer::from_dir(model_dir).with_context(|| {
+                    format!("{}: loading the tokenizer for a `text` line", at())
+                })?);
+            }
+            let tok = tokenizer.as_ref().expect("loaded above");
+            tok.encode(text, true)
+                .with_context(|| format!("{}: encoding `text`", at()))?
+        } else {
+            bail!("{}: expected an object with `ids` or `text`", at());
+        };
+        if ids.len() < 2 {
+            bail!(
+                "{}: {} token(s): a row needs at least 2 tokens, since logprobs[i] scores \
+                 ids[i+1] and the first token has no prediction",
+                at(),
+                ids.len()
+            );
+        }
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+            bail!(
+                "{}: token id {bad} is out of range for vocab_size {}",
+                at(),
+                cfg.vocab_size
+            );
+        }
+        if ids.len() > cfg.max_position_embeddings {
+            bail!(
+                "{}: {} tokens exceed the model's max_position_embeddings ({})",
+                at(),
+                ids.len(),
+                cfg.max_position_embeddings
+            );
+        }
+        rows.push(Row { line: n, ids });
+    }
+    Ok(rows)
+}
+
+fn parse_ids(v: &serde_json::Value) -> anyhow::Result<Vec<u32>> {
+    let items = v.as_array().context("expected a list of token ids")?;
+    items
+        .iter()
+        .map(|x| {
+            x.as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .with_context(|| format!("expected a non-negative integer token id, got {x}"))
+        })
+        .collect()
+}
+
+/// Right-pad the rows into (N, T), run the model, cut each row back to its length - 1.
+fn score_batch(model: &Model, rows: &[&Row]) -> anyhow::Result<Vec<Vec<f32>>> {
+    let t = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+    let pad = model.config().pad_token_id.unwrap_or(0);
+    let flat: Vec<u32> = rows
+        .iter()
+        .flat_map(|r| {
+            r.ids
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(pad).take(t - r.ids.len()))
+        })
+        .collect();
+    let ids = Tensor::from_vec(flat, (rows.len(), t), model.device())?;
+    let lp: Vec<Vec<f32>> = model.token_logprobs(&ids)?.to_vec2()?; // (N, T-1)
+    Ok(lp
+        .into_iter()
+        .zip(rows)
+        .map(|(mut row, r)| {
+            row.truncate(r.ids.len() - 1);
+            row
+        })
+        .collect())
 }
