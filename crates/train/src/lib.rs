@@ -5,7 +5,7 @@
 //! advantages and the clipped, KL-regularised loss ([`algo`], pure functions) → the update
 //! ([`grpo::update`], micro-batched, through [`optim`]'s AdamW) → [`metrics`]. [`config`] is the
 //! run config (TOML, presets, `--set`), [`run`] the on-disk run with checkpoints and resume.
-//! [`sft`] is the supervised trainer. [`batch`]
+//! [`sft`] is the supervised trainer and [`eval`] the pass@k / maj@k evaluation. [`batch`]
 //! packs prompts and completions into padded tensors and scores them.
 
 pub mod algo;
@@ -15,6 +15,7 @@ pub mod data;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod grpo;
 pub mod init_model;
 pub mod metrics;
