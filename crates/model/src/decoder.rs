@@ -23,6 +23,14 @@ struct Linear {
 }
 
 impl Linear {
+    /// Decoding's few rows go to [`crate::matmul::linear`], which skips the GEMM's weight packing.
+    fn apply(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        match mode {
+            Mode::Train => self.forward(x),
+            Mode::Infer => crate::matmul::linear(x, &self.w, self.b.as_ref()),
+        }
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = x.matmul(&self.w.t()?)?;
         match &self.b {
@@ -424,7 +432,7 @@ impl Model {
             &self.norm,
             self.cfg.rms_norm_eps as f32,
         )?;
-        self.logits(&last)?.squeeze(1)
+        crate::matmul::linear(&last.squeeze(1)?, &self.lm_head, None)
     }
 
     /// One decoder layer. `attend_to` turns this step's keys/values (N, K, S, E) into the keys
@@ -445,13 +453,12 @@ impl Model {
             cfg.num_key_value_heads,
             cfg.head_dim,
         );
-        let g = h / kh;
         let eps = cfg.rms_norm_eps;
 
         let xn = norm(x, &layer.input_norm, eps, mode)?.reshape((n * s, d))?;
-        let q = layer.q.forward(&xn)?.reshape((n, s, h, e))?;
-        let k = layer.k.forward(&xn)?.reshape((n, s, kh, e))?;
-        let v = layer.v.forward(&xn)?.reshape((n, s, kh, e))?;
+        let q = layer.q.apply(&xn, mode)?.reshape((n, s, h, e))?;
+        let k = layer.k.apply(&xn, mode)?.reshape((n, s, kh, e))?;
+        let v = layer.v.apply(&xn, mode)?.reshape((n, s, kh, e))?;
         let q = match &layer.q_norm {
             Some(w) => norm(&q, w, eps, mode)?,
             None => q,
@@ -460,34 +467,18 @@ impl Model {
             Some(w) => norm(&k, w, eps, mode)?,
             None => k,
         };
-        let q = ops::rope(&q, cos, sin)?.transpose(1, 2)?.contiguous()?; // (N, H, S, E)
+        let q = ops::rope(&q, cos, sin)?; // (N, S, H, E)
         let k = ops::rope(&k, cos, sin)?.transpose(1, 2)?.contiguous()?; // (N, K, S, E)
         let v = v.transpose(1, 2)?.contiguous()?; // (N, K, S, E)
         let (k, v, mask) = attend_to(&k, &v)?; // (N, K, L, E), mask (·, 1, 1, S, L)
-        let l = k.dims()[2];
-
-        // Grouped-query attention without copying K/V: the G query heads that share a key head
-        // are stacked along the token axis, (N, K, G·S, E).
-        let q = q.reshape((n, kh, g * s, e))?;
+        // Grouped-query attention without copying K/V, as one autodiff node (see ops::attention).
         let scale = 1.0 / (e as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?
-            .reshape((n, kh, g, s, l))?
-            .broadcast_add(&mask)?;
-        let probs = match mode {
-            Mode::Train => ops::softmax_last_dim(&scores)?,
-            Mode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
-        };
-        let attn = probs
-            .reshape((n, kh, g * s, l))?
-            .matmul(&v)? // (N, K, G·S, E)
-            .reshape((n, h, s, e))?
-            .transpose(1, 2)?
-            .reshape((n * s, h * e))?;
-        let x = (x + layer.o.forward(&attn)?.reshape((n, s, d))?)?;
+        let attn = ops::attention(&q, &k, &v, &mask, scale)?.reshape((n * s, h * e))?;
+        let x = (x + layer.o.apply(&attn, mode)?.reshape((n, s, d))?)?;
 
         let xn = norm(&x, &layer.post_attn_norm, eps, mode)?.reshape((n * s, d))?;
-        let mlp = (layer.gate.forward(&xn)?.silu()? * layer.up.forward(&xn)?)?;
-        x + layer.down.forward(&mlp)?.reshape((n, s, d))?
+        let mlp = ops::swiglu(&layer.gate.apply(&xn, mode)?, &layer.up.apply(&xn, mode)?)?;
+        x + layer.down.apply(&mlp, mode)?.reshape((n, s, d))?
     }
 
     /// cos/sin (N, T, E/2) at each token's position.

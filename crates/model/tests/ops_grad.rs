@@ -369,3 +369,129 @@ fn non_f32_inputs_get_a_clear_error() {
     let err = ops::softmax_last_dim(&x).unwrap_err().to_string();
     assert!(err.contains("softmax") && err.contains("f32"), "{err}");
 }
+
+#[test]
+fn swiglu_forward_and_gradients_match() {
+    let mut r = rng(10);
+    let shape = [3, 7];
+    let (a0, b0) = (uniform(&mut r, 21, 4.0), uniform(&mut r, 21, 2.0));
+    let rr = tensor(uniform(&mut r, 21, 1.0), &shape);
+    let a = Var::from_tensor(&tensor(a0.clone(), &shape)).unwrap();
+    let b = Var::from_tensor(&tensor(b0.clone(), &shape)).unwrap();
+    let y = ops::swiglu(a.as_tensor(), b.as_tensor()).unwrap();
+    let want = reference::swiglu(a.as_tensor(), b.as_tensor()).unwrap();
+    assert_close("swiglu", &values(&y), &values(&want), 1e-6, 1e-5);
+
+    let grads = (&y * &rr).unwrap().sum_all().unwrap().backward().unwrap();
+    let a64 = tensor(a0.clone(), &shape).to_dtype(DType::F64).unwrap();
+    let b64 = tensor(b0.clone(), &shape).to_dtype(DType::F64).unwrap();
+    let want_da = fd_grad(|a| reference::swiglu(a, &b64), &a0, &shape, &rr);
+    let want_db = fd_grad(|b| reference::swiglu(&a64, b), &b0, &shape, &rr);
+    assert_close(
+        "swiglu d_gate",
+        &values(grads.get(&a).unwrap()),
+        &want_da,
+        1e-5,
+        1e-4,
+    );
+    assert_close(
+        "swiglu d_up",
+        &values(grads.get(&b).unwrap()),
+        &want_db,
+        1e-5,
+        1e-4,
+    );
+}
+
+/// (N, 1, 1, S, L) mask: causal over the last S of L slots, plus left padding of `pad[n]` slots.
+fn attention_mask(n: usize, s: usize, l: usize, pad: &[usize]) -> Tensor {
+    let mut m = vec![0f32; n * s * l];
+    for b in 0..n {
+        for i in 0..s {
+            for j in 0..l {
+                if j > i + l - s || j < pad[b] {
+                    m[(b * s + i) * l + j] = MASKED;
+                }
+            }
+        }
+    }
+    tensor(m, &[n, 1, 1, s, l])
+}
+
+#[test]
+fn attention_forward_and_gradients_match() {
+    let mut r = rng(11);
+    // N 2, S 3 new tokens over L 4 slots, H 4 query heads sharing K 2 key heads, E 4.
+    let (n, s, l, h, kh, e) = (2, 3, 4, 4, 2, 4);
+    let (qs, ks) = ([n, s, h, e], [n, kh, l, e]);
+    let q0 = uniform(&mut r, n * s * h * e, 1.5);
+    let k0 = uniform(&mut r, n * kh * l * e, 1.5);
+    let v0 = uniform(&mut r, n * kh * l * e, 1.5);
+    let mask = attention_mask(n, s, l, &[0, 1]);
+    let rr = tensor(uniform(&mut r, n * s * h * e, 1.0), &qs);
+    let scale = 0.5;
+    let q = Var::from_tensor(&tensor(q0.clone(), &qs)).unwrap();
+    let k = Var::from_tensor(&tensor(k0.clone(), &ks)).unwrap();
+    let v = Var::from_tensor(&tensor(v0.clone(), &ks)).unwrap();
+    let y = ops::attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, scale).unwrap();
+    let want =
+        reference::attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, scale).unwrap();
+    assert_eq!(y.dims(), &qs);
+    assert_close("attention", &values(&y), &values(&want), 1e-6, 1e-5);
+
+    let grads = (&y * &rr).unwrap().sum_all().unwrap().backward().unwrap();
+    let f64t = |v: &[f32], shape: &[usize]| tensor(v.to_vec(), shape).to_dtype(DType::F64).unwrap();
+    let (q64, k64, v64) = (f64t(&q0, &qs), f64t(&k0, &ks), f64t(&v0, &ks));
+    let m64 = mask.to_dtype(DType::F64).unwrap();
+    let att = |q: &Tensor, k: &Tensor, v: &Tensor| reference::attention(q, k, v, &m64, scale);
+    let want_dq = fd_grad(|q| att(q, &k64, &v64), &q0, &qs, &rr);
+    let want_dk = fd_grad(|k| att(&q64, k, &v64), &k0, &ks, &rr);
+    let want_dv = fd_grad(|v| att(&q64, &k64, v), &v0, &ks, &rr);
+    assert_close(
+        "attention dq",
+        &values(grads.get(&q).unwrap()),
+        &want_dq,
+        1e-5,
+        1e-4,
+    );
+    assert_close(
+        "attention dk",
+        &values(grads.get(&k).unwrap()),
+        &want_dk,
+        1e-5,
+        1e-4,
+    );
+    assert_close(
+        "attention dv",
+        &values(grads.get(&v).unwrap()),
+        &want_dv,
+        1e-5,
+        1e-4,
+    );
+}
+
+/// Larger attention (parallel kernels), a mask shared by all rows, and strided k/v as a KV cache
+/// hands them over (a narrow of a longer buffer).
+#[test]
+fn attention_with_shared_mask_and_strided_kv_matches() {
+    let mut r = rng(12);
+    let (n, s, h, kh, e, cap) = (3, 40, 8, 2, 16, 48);
+    let q = tensor(uniform(&mut r, n * s * h * e, 1.5), &[n, s, h, e]);
+    let kbuf = tensor(uniform(&mut r, n * kh * cap * e, 1.5), &[n, kh, cap, e]);
+    let vbuf = tensor(uniform(&mut r, n * kh * cap * e, 1.5), &[n, kh, cap, e]);
+    let (k, v) = (kbuf.narrow(2, 0, s).unwrap(), vbuf.narrow(2, 0, s).unwrap());
+    assert!(!k.is_contiguous());
+    let mask = attention_mask(1, s, s, &[0]);
+    let got = ops::attention(&q, &k, &v, &mask, 0.25).unwrap();
+    let want = reference::attention(&q, &k, &v, &mask, 0.25).unwrap();
+    assert_close("attention", &values(&got), &values(&want), 1e-5, 1e-5);
+}
+
+#[test]
+fn attention_rejects_a_misshapen_mask() {
+    let q = Tensor::zeros((1, 2, 2, 4), DType::F32, &Device::Cpu).unwrap();
+    let k = Tensor::zeros((1, 1, 3, 4), DType::F32, &Device::Cpu).unwrap();
+    let m = Tensor::zeros((1, 1, 1, 2, 2), DType::F32, &Device::Cpu).unwrap();
+    let err = ops::attention(&q, &k, &k, &m, 1.0).unwrap_err().to_string();
+    assert!(err.contains("mask") && err.contains("3)"), "{err}");
+}

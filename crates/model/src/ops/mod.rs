@@ -9,14 +9,18 @@
 //! Inputs are made contiguous on entry; they must be f32 on the CPU (other dtypes and devices get
 //! an error naming the op). Every function checks its shapes on entry.
 
+mod attention;
 mod cpu;
 mod logprobs;
 pub mod reference;
 mod rms_norm;
 mod rope;
 mod softmax;
+mod swiglu;
 
+pub use attention::attention;
 pub use logprobs::{entropy, token_logprobs};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use softmax::softmax_last_dim;
+pub use swiglu::swiglu;

@@ -73,3 +73,29 @@ pub fn entropy(logits: &Tensor) -> Result<Tensor> {
     let logp = shifted.broadcast_sub(&z.log()?)?;
     (p * logp)?.sum(D::Minus1)?.neg()
 }
+
+/// `silu(gate) ⊙ up`.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.silu()? * up
+}
+
+/// Grouped-query attention as candle ops: q (N, S, H, E), k/v (N, K, L, E),
+/// mask (N or 1, 1, 1, S, L) → (N, S, H, E).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (n, s, h, e) = q.dims4()?;
+    let (_, kh, l, _) = k.dims4()?;
+    let g = h / kh;
+    let q = q
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((n, kh, g * s, e))?;
+    let scores = (q.matmul(&k.t()?)? * scale)?
+        .reshape((n, kh, g, s, l))?
+        .broadcast_add(mask)?;
+    softmax_last_dim(&scores)?
+        .reshape((n, kh, g * s, l))?
+        .matmul(v)?
+        .reshape((n, h, s, e))?
+        .transpose(1, 2)?
+        .contiguous()
+}

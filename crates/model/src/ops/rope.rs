@@ -13,7 +13,7 @@ use super::cpu;
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let (n, t, _h, e) = x.dims4()?;
     let half = e / 2;
-    if e % 2 != 0 || cos.dims() != [n, t, half] || sin.dims() != [n, t, half] {
+    if !e.is_multiple_of(2) || cos.dims() != [n, t, half] || sin.dims() != [n, t, half] {
         bail!(
             "rope: x {:?} needs an even head dim and cos/sin ({n}, {t}, {half}), got {:?} / {:?}",
             x.dims(),
