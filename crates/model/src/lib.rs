@@ -15,7 +15,6 @@ pub mod config;
 pub mod decoder;
 pub mod error;
 pub mod init;
-mod json_fields;
 pub mod kv_cache;
 pub mod load;
 pub mod matmul;
