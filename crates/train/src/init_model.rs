@@ -1,23 +1,20 @@
 //! Random-initialised policies for runs that need no files (`model.init = "PRESET"`).
 //!
-//! `demo_tiny` is a Qwen2-shaped decoder (d 64, 2 layers, 4/2 heads) over the demo's 21-token
-//! character tokenizer: enough for smoke runs of the addition task in seconds on a CPU. Weights
-//! are uniform with std 0.02 from a seeded ChaCha stream, norms at 1, embeddings tied.
-
-use std::collections::BTreeMap;
+//! `tiny`, `reference` and `small` are `aha_model::init`'s presets with its byte-level BPE
+//! tokenizer (ChatML template). `demo_tiny` is a Qwen2-shaped decoder (d 64, 2 layers, 4/2 heads)
+//! over the demo's 21-token character tokenizer: enough for smoke runs of the addition task in
+//! seconds on a CPU. Weights come from `aha_model::init::random_model` (normal, std 0.02, seeded).
 
 use aha_model::config::StoredDtype;
-use aha_model::decoder::weight_shapes;
+use aha_model::init::{byte_level_tokenizer, random_model, Preset};
 use aha_model::tokenizer::{Tokenizer, TokenizerConfig};
 use aha_model::{Architecture, Model, ModelConfig};
-use candle_core::{Device, Tensor};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use candle_core::Device;
 
 use crate::demo::tokenizer::{demo_tokenizer, vocabulary, EOS};
 use crate::{Error, Result};
 
-pub const PRESETS: &[&str] = &["demo_tiny"];
+pub const PRESETS: &[&str] = &["demo_tiny", "tiny", "reference", "small"];
 
 pub fn init_policy(preset: &str, seed: u64, device: &Device) -> Result<(Model, Tokenizer)> {
     match preset {
@@ -53,28 +50,25 @@ pub fn init_policy(preset: &str, seed: u64, device: &Device) -> Result<(Model, T
             };
             Ok((random_weights(&cfg, seed, device)?, tokenizer))
         }
-        other => Err(Error::config(
-            "model.init",
-            format!("unknown preset `{other}` (known: {})", PRESETS.join(", ")),
-        )),
+        name => {
+            let preset = Preset::ALL.into_iter().find(|p| p.name() == name);
+            let Some(preset) = preset else {
+                return Err(Error::config(
+                    "model.init",
+                    format!("unknown preset `{name}` (known: {})", PRESETS.join(", ")),
+                ));
+            };
+            let mut cfg = preset.config();
+            let tokenizer = byte_level_tokenizer(cfg.vocab_size)?;
+            cfg.eos_token_ids = tokenizer.token_to_id("<|im_end|>").into_iter().collect();
+            cfg.pad_token_id = tokenizer.token_to_id("<|endoftext|>");
+            cfg.bos_token_id = None;
+            Ok((random_weights(&cfg, seed, device)?, tokenizer))
+        }
     }
 }
 
 /// A trainable model with seeded random weights.
 pub fn random_weights(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<Model> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let a = 0.02f32 * 3f32.sqrt();
-    let mut tensors = BTreeMap::new();
-    for (name, shape) in weight_shapes(cfg) {
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = if name.ends_with("norm.weight") {
-            vec![1.0; n]
-        } else if name.ends_with(".bias") {
-            vec![0.0; n]
-        } else {
-            (0..n).map(|_| rng.gen_range(-a..a)).collect()
-        };
-        tensors.insert(name, Tensor::from_vec(data, shape, device)?);
-    }
-    Ok(Model::from_tensors(cfg, &tensors, true)?)
+    Ok(random_model(cfg, seed, device)?)
 }

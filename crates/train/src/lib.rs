@@ -23,5 +23,6 @@ pub mod optim;
 pub mod reward;
 pub mod run;
 pub mod sft;
+pub mod sft_run;
 
 pub use error::{Error, Result};

@@ -76,3 +76,39 @@ fn micro_batches_match_one_batch() {
         c2.loss
     );
 }
+
+#[test]
+fn jsonl_examples_from_pairs_and_chat_messages() {
+    use aha_train::init_model::init_policy;
+    use aha_train::sft_run::read_examples;
+    let (_, tok) = init_policy("tiny", 0, &candle_core::Device::Cpu).unwrap();
+    let p = std::env::temp_dir().join(format!("aha_sft_{}.jsonl", std::process::id()));
+    std::fs::write(
+        &p,
+        concat!(
+            "{\"prompt\": \"2+2=\", \"completion\": \"4\"}\n",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, ",
+            "{\"role\": \"assistant\", \"content\": \"hello\"}, ",
+            "{\"role\": \"user\", \"content\": \"again\"}, ",
+            "{\"role\": \"assistant\", \"content\": \"bye\"}]}\n"
+        ),
+    )
+    .unwrap();
+    let ex = read_examples(&p, &tok).unwrap();
+    assert_eq!(ex.len(), 3, "one pair and two assistant turns");
+    // The pair's completion ends with EOS.
+    assert_eq!(ex[0].completion_ids.last(), tok.eos_token_ids().first());
+    // Loss covers exactly the assistant turn (and its end-of-turn token).
+    let turn = tok.decode(&ex[2].completion_ids, false).unwrap();
+    assert!(turn.starts_with("bye<|im_end|>"), "{turn:?}");
+    let prompt = tok.decode(&ex[2].prompt_ids, false).unwrap();
+    assert!(
+        prompt.contains("hello") && prompt.ends_with("assistant\n"),
+        "{prompt:?}"
+    );
+
+    std::fs::write(&p, "{\"prompt\": \"x\"}\n").unwrap();
+    let err = read_examples(&p, &tok).unwrap_err().to_string();
+    assert!(err.contains(":1:"), "{err}");
+    std::fs::remove_file(&p).unwrap();
+}
