@@ -1,8 +1,240 @@
-//! `aha sample` (being written).
+//! `aha sample`: G completions of every prompt in a JSONL file, one output line per completion.
+//!
+//! The whole input is read, tokenized and checked first (form, empty prompts, length against the
+//! model's context, chat-template errors), so a bad line fails before any compute. Prompts are
+//! then generated in batches of `--batch-prompts` with the rollout engine; a completion's random
+//! stream depends only on (seed, prompt index, sample index), so the batch size does not change
+//! the output. Lines are written as each batch finishes.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use aha_model::load::load_model;
+use aha_model::tokenizer::Tokenizer;
+use aha_train::engine::{generate_groups_from, FinishReason, Prompt, SamplingParams, StopMatcher};
+use anyhow::{bail, Context};
+use candle_core::Device;
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "\
+Input lines: {\"prompt\": \"text\"}, {\"prompt_ids\": [1, 2, 3]} or
+{\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} (rendered with the checkpoint's chat
+template and its generation prompt). Other fields are ignored.
+Output lines, one per completion, prompt by prompt: {\"prompt_index\", \"sample_index\",
+\"completion_ids\", \"completion\", \"logprobs\", \"finish_reason\": \"stop\"|\"length\"}.
+logprobs[i] is log p(completion_ids[i]) under softmax(logits / temperature) over the full
+vocabulary (temperature 1 when greedy), before top-k/top-p truncation.")]
+pub struct Args {
+    /// Checkpoint directory (config.json, *.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// JSONL file of prompts.
+    #[arg(long)]
+    input: PathBuf,
+    /// Completions per prompt (G).
+    #[arg(long, default_value_t = 1)]
+    n: usize,
+    /// Most tokens per completion.
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Nucleus sampling mass; 1 is off.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Keep only the K most likely tokens; 0 is off.
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// A string that ends a completion (kept in it). Repeatable.
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Don't end completions at the checkpoint's EOS tokens.
+    #[arg(long)]
+    ignore_eos: bool,
+    /// Where to write the completions (default: stdout).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Prompts decoded together (each with its G completions).
+    #[arg(long, default_value_t = 8)]
+    batch_prompts: usize,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`aha sample` is not implemented yet")
+/// One output line.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    prompt_index: usize,
+    sample_index: usize,
+    completion_ids: &'a [u32],
+    completion: String,
+    logprobs: &'a [f32],
+    finish_reason: FinishReason,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    if args.batch_prompts == 0 {
+        bail!("--batch-prompts must be at least 1");
+    }
+    let tokenizer = Tokenizer::from_dir(&args.model)
+        .with_context(|| format!("loading the tokenizer of {}", args.model.display()))?;
+    let mut params = SamplingParams {
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        max_new_tokens: args.max_new_tokens,
+        stop_strings: args.stop.clone(),
+        eos_token_ids: Vec::new(),
+        seed: args.seed,
+        max_cache_bytes: None,
+    };
+    params.validate().context("checking the sampling options")?;
+    let model = load_model(&args.model, &Device::Cpu, false)
+        .with_context(|| format!("loading the model in {}", args.model.display()))?;
+    if !args.ignore_eos {
+        params.eos_token_ids = tokenizer.eos_token_ids();
+        params.eos_token_ids.extend(&model.config().eos_token_ids);
+        params.eos_token_ids.sort_unstable();
+        params.eos_token_ids.dedup();
+    }
+    let cfg = model.config();
+    let prompts = read_prompts(
+        &args.input,
+        &tokenizer,
+        cfg.vocab_size,
+        cfg.max_position_embeddings,
+        args.max_new_tokens,
+    )?;
+    let stop = if args.stop.is_empty() {
+        None
+    } else {
+        Some(StopMatcher::new(&tokenizer, &args.stop)?)
+    };
+
+    let (out_name, out): (String, Box<dyn Write>) = match &args.output {
+        Some(p) => (
+            p.display().to_string(),
+            Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        ),
+        None => ("stdout".into(), Box::new(io::stdout().lock())),
+    };
+    let mut out = BufWriter::new(out);
+    let bar = ProgressBar::new((prompts.len() * args.n) as u64).with_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} completions, {per_sec} ({eta} left)",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    // Lines known to be in the output: counted at each successful flush.
+    let (mut written, mut flushed) = (0usize, 0usize);
+    let (mut tokens, mut stopped) = (0usize, 0usize);
+    for (b, batch) in prompts.chunks(args.batch_prompts).enumerate() {
+        let first = b * args.batch_prompts;
+        let groups = generate_groups_from(&model, batch, first, args.n, &params, stop.as_ref())
+            .with_context(|| {
+                format!(
+                    "generating prompts {first}..{} ({flushed} lines written before)",
+                    first + batch.len()
+                )
+            })?;
+        for group in &groups {
+            for c in &group.completions {
+                let text = tokenizer
+                    .inner()
+                    .decode(&c.ids, true)
+                    .map_err(|e| anyhow::anyhow!("decoding a completion: {e}"))?;
+                let line = Line {
+                    prompt_index: group.prompt_index,
+                    sample_index: c.sample_index,
+                    completion_ids: &c.ids,
+                    completion: text,
+                    logprobs: &c.logprobs,
+                    finish_reason: c.finish_reason,
+                };
+                serde_json::to_writer(&mut out, &line)
+                    .map_err(io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .with_context(|| write_failed(&out_name, flushed))?;
+                written += 1;
+                tokens += c.ids.len();
+                stopped += usize::from(c.finish_reason == FinishReason::Stop);
+            }
+        }
+        out.flush()
+            .with_context(|| write_failed(&out_name, flushed))?;
+        flushed = written;
+        bar.inc((batch.len() * args.n) as u64);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "sampled {written} completions of {} prompts: {tokens} tokens in {:.1} s, {stopped} ended \
+         by EOS/stop, {} by length",
+        prompts.len(),
+        bar.elapsed().as_secs_f64(),
+        written - stopped
+    );
+    Ok(())
+}
+
+fn write_failed(out: &str, flushed: usize) -> String {
+    format!("writing to {out} failed; its first {flushed} lines are complete")
+}
+
+/// Read, tokenize and check every prompt of `path` before anything is generated.
+fn read_prompts(
+    path: &Path,
+    tokenizer: &Tokenizer,
+    vocab: usize,
+    context: usize,
+    max_new_tokens: usize,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let limit = context.checked_sub(max_new_tokens).filter(|&l| l > 0);
+    let Some(limit) = limit else {
+        bail!(
+            "--max-new-tokens {max_new_tokens} leaves no room for a prompt in the model's context \
+             of {context} tokens (max_position_embeddings)"
+        );
+    };
+    let mut prompts = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let line = line.with_context(|| format!("reading {}", at()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{}: invalid JSON", at()))?;
+        let prompt = Prompt::from_json(&value).with_context(at)?;
+        let ids = prompt.to_ids(tokenizer).with_context(at)?;
+        if ids.is_empty() {
+            bail!("{}: the prompt is empty (no tokens)", at());
+        }
+        if ids.len() > limit {
+            bail!(
+                "{}: the prompt has {} tokens; with --max-new-tokens {max_new_tokens} the model's \
+                 context of {context} allows at most {limit}",
+                at(),
+                ids.len()
+            );
+        }
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+            bail!(
+                "{}: field `prompt_ids`: token id {bad} is out of range for the model's vocabulary of {vocab}",
+                at()
+            );
+        }
+        prompts.push(ids);
+    }
+    if prompts.is_empty() {
+        bail!("{}: no prompts", path.display());
+    }
+    Ok(prompts)
 }
