@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::json_fields::Fields;
 use crate::{Error, Result};
 
 /// The HF architectures aha implements. The variant decides weight names and small details
@@ -136,107 +137,6 @@ impl ModelConfig {
     }
 }
 
-/// A JSON object read field by field, so every error names the file and the field.
-pub(crate) struct Fields<'a> {
-    pub obj: &'a serde_json::Map<String, serde_json::Value>,
-    pub path: &'a Path,
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(value: &'a serde_json::Value, path: &'a Path) -> Result<Self> {
-        match value.as_object() {
-            Some(obj) => Ok(Self { obj, path }),
-            None => Err(Error::Config {
-                path: path.into(),
-                field: "<root>".into(),
-                message: "expected a JSON object".into(),
-            }),
-        }
-    }
-
-    pub fn err(&self, field: &str, message: impl Into<String>) -> Error {
-        Error::Config {
-            path: self.path.into(),
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The field, treating JSON `null` as absent (transformers writes `null` for unset options).
-    pub fn get(&self, field: &str) -> Option<&'a serde_json::Value> {
-        self.obj.get(field).filter(|v| !v.is_null())
-    }
-
-    pub fn opt_usize(&self, field: &str) -> Result<Option<usize>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v.as_u64().map(|x| Some(x as usize)).ok_or_else(|| {
-                self.err(field, format!("expected a non-negative integer, got {v}"))
-            }),
-        }
-    }
-
-    pub fn usize(&self, field: &str) -> Result<usize> {
-        self.opt_usize(field)?
-            .ok_or_else(|| self.err(field, "missing"))
-    }
-
-    pub fn opt_f64(&self, field: &str) -> Result<Option<f64>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| self.err(field, format!("expected a number, got {v}"))),
-        }
-    }
-
-    pub fn opt_bool(&self, field: &str) -> Result<Option<bool>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_bool()
-                .map(Some)
-                .ok_or_else(|| self.err(field, format!("expected true or false, got {v}"))),
-        }
-    }
-
-    pub fn opt_str(&self, field: &str) -> Result<Option<&'a str>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(Some)
-                .ok_or_else(|| self.err(field, format!("expected a string, got {v}"))),
-        }
-    }
-
-    /// A token id that may be an integer or a list of integers (`eos_token_id`).
-    pub fn token_ids(&self, field: &str) -> Result<Vec<u32>> {
-        let as_id = |v: &serde_json::Value| {
-            v.as_u64()
-                .filter(|&x| x <= u32::MAX as u64)
-                .map(|x| x as u32)
-                .ok_or_else(|| self.err(field, format!("expected a token id, got {v}")))
-        };
-        match self.get(field) {
-            None => Ok(Vec::new()),
-            Some(serde_json::Value::Array(items)) => items.iter().map(as_id).collect(),
-            Some(v) => Ok(vec![as_id(v)?]),
-        }
-    }
-
-    pub fn opt_token_id(&self, field: &str) -> Result<Option<u32>> {
-        match self.get(field) {
-            None => Ok(None),
-            Some(serde_json::Value::Array(_)) => {
-                Err(self.err(field, "expected a single token id, got a list"))
-            }
-            Some(_) => Ok(self.token_ids(field)?.first().copied()),
-        }
-    }
-}
-
 impl ModelConfig {
     /// Read and validate a Hugging Face `config.json`.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
@@ -312,31 +212,8 @@ impl ModelConfig {
         let rope_theta = rope_theta(&f)?;
         check_sliding_window(&f, max_position_embeddings)?;
 
-        let (attention_bias, o_bias, mlp_bias, qk_norm) = match architecture {
-            // Qwen2 always has q/k/v bias and nothing else.
-            Architecture::Qwen2 => (true, false, false, false),
-            Architecture::Qwen3 => {
-                let b = f.opt_bool("attention_bias")?.unwrap_or(false);
-                (b, b, false, true)
-            }
-            Architecture::Llama => {
-                let b = f.opt_bool("attention_bias")?.unwrap_or(false);
-                (b, b, f.opt_bool("mlp_bias")?.unwrap_or(false), false)
-            }
-        };
-        let stored_dtype = match f.opt_str("dtype")?.or(f.opt_str("torch_dtype")?) {
-            None | Some("float32") => StoredDtype::F32,
-            Some("bfloat16") => StoredDtype::Bf16,
-            Some("float16") => StoredDtype::F16,
-            Some(other) => {
-                let field = if f.get("dtype").is_some() {
-                    "dtype"
-                } else {
-                    "torch_dtype"
-                };
-                return Err(f.err(field, format!("unknown dtype `{other}`")));
-            }
-        };
+        let (attention_bias, o_bias, mlp_bias, qk_norm) = biases_and_norms(&f, architecture)?;
+        let stored_dtype = stored_dtype(&f)?;
         let vocab_size = f.usize("vocab_size")?;
         let cfg = Self {
             architecture,
@@ -430,6 +307,39 @@ impl ModelConfig {
         }
         v
     }
+}
+
+/// (q/k/v bias, o bias, MLP bias, q/k norm) of the architecture and its options.
+fn biases_and_norms(f: &Fields, architecture: Architecture) -> Result<(bool, bool, bool, bool)> {
+    Ok(match architecture {
+        // Qwen2 always has q/k/v bias and nothing else.
+        Architecture::Qwen2 => (true, false, false, false),
+        Architecture::Qwen3 => {
+            let b = f.opt_bool("attention_bias")?.unwrap_or(false);
+            (b, b, false, true)
+        }
+        Architecture::Llama => {
+            let b = f.opt_bool("attention_bias")?.unwrap_or(false);
+            (b, b, f.opt_bool("mlp_bias")?.unwrap_or(false), false)
+        }
+    })
+}
+
+/// The stored dtype: transformers 5's `dtype` or transformers 4's `torch_dtype`.
+fn stored_dtype(f: &Fields) -> Result<StoredDtype> {
+    Ok(match f.opt_str("dtype")?.or(f.opt_str("torch_dtype")?) {
+        None | Some("float32") => StoredDtype::F32,
+        Some("bfloat16") => StoredDtype::Bf16,
+        Some("float16") => StoredDtype::F16,
+        Some(other) => {
+            let field = if f.get("dtype").is_some() {
+                "dtype"
+            } else {
+                "torch_dtype"
+            };
+            return Err(f.err(field, format!("unknown dtype `{other}`")));
+        }
+    })
 }
 
 /// From `architectures[0]`, else `model_type`; the two must agree when both are present.

@@ -159,17 +159,17 @@ pub fn sized_config(preset: Preset, overrides: &SizeOverrides) -> Result<ModelCo
     {
         return bad("sizes must be positive".into());
     }
-    if c.hidden_size % c.num_attention_heads != 0 {
+    if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
         return bad(format!(
             "hidden size {} is not a multiple of the {} attention heads",
             c.hidden_size, c.num_attention_heads
         ));
     }
     c.head_dim = c.hidden_size / c.num_attention_heads;
-    if c.head_dim % 2 != 0 {
+    if !c.head_dim.is_multiple_of(2) {
         return bad(format!("head dim {} must be even for RoPE", c.head_dim));
     }
-    if c.num_key_value_heads == 0 || c.num_attention_heads % c.num_key_value_heads != 0 {
+    if c.num_key_value_heads == 0 || !c.num_attention_heads.is_multiple_of(c.num_key_value_heads) {
         return bad(format!(
             "{} key-value heads do not divide the {} attention heads",
             c.num_key_value_heads, c.num_attention_heads

@@ -15,6 +15,7 @@ pub mod config;
 pub mod decoder;
 pub mod error;
 pub mod init;
+mod json_fields;
 pub mod kv_cache;
 pub mod load;
 pub mod matmul;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Fields;
+use crate::json_fields::Fields;
 use crate::decoder::weight_shapes;
 use crate::{Error, Model, ModelConfig, Result};
 

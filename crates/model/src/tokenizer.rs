@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Fields;
+use crate::json_fields::Fields;
 use crate::load::{CONFIG_FILE, GENERATION_FILE};
 use crate::{Error, Result};
 

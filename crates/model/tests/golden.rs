@@ -18,11 +18,7 @@ fn batch_logprobs(model: &Model, seqs: &[Vec<u32>]) -> Vec<Vec<f32>> {
     let t = seqs.iter().map(Vec::len).max().unwrap();
     let flat: Vec<u32> = seqs
         .iter()
-        .flat_map(|s| {
-            s.iter()
-                .copied()
-                .chain(std::iter::repeat(0).take(t - s.len()))
-        })
+        .flat_map(|s| s.iter().copied().chain(std::iter::repeat_n(0, t - s.len())))
         .collect();
     let ids = Tensor::from_vec(flat, (seqs.len(), t), &Device::Cpu).unwrap();
     let lp: Vec<Vec<f32>> = model.token_logprobs(&ids).unwrap().to_vec2().unwrap();
@@ -127,11 +123,7 @@ fn left_padded_cached_batch_matches_transformers_generate() {
     let (mut ids, mut pos, mut valid) = (Vec::new(), Vec::new(), Vec::new());
     for g in &greedy {
         let pad = p - g.prompt_ids.len();
-        ids.extend(
-            std::iter::repeat(0)
-                .take(pad)
-                .chain(g.prompt_ids.iter().copied()),
-        );
+        ids.extend(std::iter::repeat_n(0, pad).chain(g.prompt_ids.iter().copied()));
         pos.extend((0..p).map(|i| i.saturating_sub(pad) as u32));
         valid.extend((0..p).map(|i| u8::from(i >= pad)));
     }
@@ -183,7 +175,7 @@ fn left_padded_forward_equals_unpadded_rows() {
     let (mut ids, mut pos, mut mask) = (Vec::new(), Vec::new(), Vec::new());
     for s in &seqs {
         let pad = t - s.len();
-        ids.extend(std::iter::repeat(7).take(pad).chain(s.iter().copied()));
+        ids.extend(std::iter::repeat_n(7, pad).chain(s.iter().copied()));
         pos.extend((0..t).map(|i| i.saturating_sub(pad) as u32));
         mask.extend((0..t).map(|i| u32::from(i >= pad)));
     }

@@ -172,7 +172,7 @@ fn score_batch(model: &Model, rows: &[&Row]) -> anyhow::Result<Vec<Vec<f32>>> {
             r.ids
                 .iter()
                 .copied()
-                .chain(std::iter::repeat(pad).take(t - r.ids.len()))
+                .chain(std::iter::repeat_n(pad, t - r.ids.len()))
         })
         .collect();
     let ids = Tensor::from_vec(flat, (rows.len(), t), model.device())?;
