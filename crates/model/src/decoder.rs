@@ -32,11 +32,8 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.w.t()?)?;
-        match &self.b {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        // One autodiff node with the bias fused in (see ops::linear).
+        ops::linear(x, &self.w, self.b.as_ref())
     }
 }
 
@@ -367,9 +364,7 @@ impl Model {
     /// Logits for hidden states: (N, T, D) → (N, T, V).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let (n, t, d) = hidden.dims3()?;
-        hidden
-            .reshape((n * t, d))?
-            .matmul(&self.lm_head.t()?)?
+        ops::linear(&hidden.reshape((n * t, d))?, &self.lm_head, None)?
             .reshape((n, t, self.cfg.vocab_size))
     }
 

@@ -495,3 +495,76 @@ fn attention_rejects_a_misshapen_mask() {
     let err = ops::attention(&q, &k, &k, &m, 1.0).unwrap_err().to_string();
     assert!(err.contains("mask") && err.contains("3)"), "{err}");
 }
+
+#[test]
+fn linear_forward_and_gradients_match() {
+    let mut r = rng(13);
+    let (m, k, n) = (5, 6, 4);
+    let (x0, w0, b0) = (
+        uniform(&mut r, m * k, 1.0),
+        uniform(&mut r, n * k, 1.0),
+        uniform(&mut r, n, 1.0),
+    );
+    let rr = tensor(uniform(&mut r, m * n, 1.0), &[m, n]);
+    let x = Var::from_tensor(&tensor(x0.clone(), &[m, k])).unwrap();
+    let w = Var::from_tensor(&tensor(w0.clone(), &[n, k])).unwrap();
+    let b = Var::from_tensor(&tensor(b0.clone(), &[n])).unwrap();
+    for with_bias in [true, false] {
+        let bias = with_bias.then(|| b.as_tensor());
+        let y = ops::linear(x.as_tensor(), w.as_tensor(), bias).unwrap();
+        let want = reference::linear(x.as_tensor(), w.as_tensor(), bias).unwrap();
+        assert_close("linear", &values(&y), &values(&want), 1e-6, 1e-5);
+
+        let grads = (&y * &rr).unwrap().sum_all().unwrap().backward().unwrap();
+        let f64t = |v: &[f32], s: &[usize]| tensor(v.to_vec(), s).to_dtype(DType::F64).unwrap();
+        let (x64, w64, b64) = (f64t(&x0, &[m, k]), f64t(&w0, &[n, k]), f64t(&b0, &[n]));
+        let b64 = with_bias.then_some(&b64);
+        let want_dx = fd_grad(|x| reference::linear(x, &w64, b64), &x0, &[m, k], &rr);
+        let want_dw = fd_grad(|w| reference::linear(&x64, w, b64), &w0, &[n, k], &rr);
+        assert_close(
+            "linear dx",
+            &values(grads.get(&x).unwrap()),
+            &want_dx,
+            1e-5,
+            1e-4,
+        );
+        assert_close(
+            "linear dw",
+            &values(grads.get(&w).unwrap()),
+            &want_dw,
+            1e-5,
+            1e-4,
+        );
+        if with_bias {
+            let want_db = fd_grad(|b| reference::linear(&x64, &w64, Some(b)), &b0, &[n], &rr);
+            assert_close(
+                "linear db",
+                &values(grads.get(&b).unwrap()),
+                &want_db,
+                1e-5,
+                1e-4,
+            );
+        } else {
+            assert!(grads.get(&b).is_none());
+        }
+    }
+}
+
+/// A shape big enough for the threaded GEMM path.
+#[test]
+fn large_linear_matches_reference() {
+    let mut r = rng(14);
+    let (m, k, n) = (300, 128, 96);
+    let x = Var::from_tensor(&tensor(uniform(&mut r, m * k, 1.0), &[m, k])).unwrap();
+    let w = Var::from_tensor(&tensor(uniform(&mut r, n * k, 1.0), &[n, k])).unwrap();
+    let b = tensor(uniform(&mut r, n, 1.0), &[n]);
+    let rr = tensor(uniform(&mut r, m * n, 1.0), &[m, n]);
+    let fast = ops::linear(x.as_tensor(), w.as_tensor(), Some(&b)).unwrap();
+    let slow = reference::linear(x.as_tensor(), w.as_tensor(), Some(&b)).unwrap();
+    assert_close("linear", &values(&fast), &values(&slow), 1e-4, 1e-5);
+    for v in [&x, &w] {
+        let gf = autodiff_grad(&fast, &rr, v);
+        let gs = autodiff_grad(&slow, &rr, v);
+        assert_close("linear grad", &gf, &gs, 1e-4, 1e-4);
+    }
+}

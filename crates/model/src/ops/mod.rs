@@ -11,6 +11,7 @@
 
 mod attention;
 mod cpu;
+mod linear;
 mod logprobs;
 pub mod reference;
 mod rms_norm;
@@ -19,6 +20,7 @@ mod softmax;
 mod swiglu;
 
 pub use attention::attention;
+pub use linear::linear;
 pub use logprobs::{entropy, token_logprobs};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
