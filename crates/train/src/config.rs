@@ -101,6 +101,9 @@ pub struct RolloutConfig {
     pub max_new_tokens: usize,
     #[serde(default)]
     pub stop_strings: Vec<String>,
+    /// Generate exactly `max_new_tokens` per completion, ignoring EOS (benchmarks).
+    #[serde(default)]
+    pub ignore_eos: bool,
     /// Refuse a rollout whose KV cache would exceed this many bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cache_bytes: Option<usize>,

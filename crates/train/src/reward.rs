@@ -1,7 +1,9 @@
 //! Scoring rollouts: decode each completion and judge it with the configured verifiers.
 //!
 //! A thin adapter over `aha_verify::Reward`: the verifiers work on text, so completions are
-//! decoded here (special tokens skipped, so an EOS token does not break a format check). Besides
+//! decoded here (special tokens skipped, so an EOS token does not break a format check; ids past
+//! the tokenizer's vocabulary — embedding rows padded for alignment, which untrained models do
+//! sample — decode to nothing, as in HF `tokenizers`). Besides
 //! the reward it records the two numbers every run watches: accuracy (the first accuracy term's
 //! verdict) and the R1 format rate. Shaping of rewards (overlong penalty) is not here.
 
@@ -42,7 +44,9 @@ pub fn score_groups(
         .collect();
     jobs.par_iter()
         .map(|(item, ids)| {
-            let text = tokenizer.decode(ids, true)?;
+            let known = tokenizer.vocab_size() as u32;
+            let ids: Vec<u32> = ids.iter().copied().filter(|&i| i < known).collect();
+            let text = tokenizer.decode(&ids, true)?;
             Ok(score_text(reward, item, text))
         })
         .collect()

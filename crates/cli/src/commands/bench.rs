@@ -7,6 +7,7 @@
 //! `bench/README.md` at the repository root says how to compare against PyTorch.
 
 mod generation;
+mod grpo_step;
 mod train_step;
 
 use std::time::Instant;
@@ -26,6 +27,8 @@ pub enum Bench {
     GroupShared,
     /// As group-shared but each of the 128 rows prefilled on its own (no prefix sharing).
     GroupUnshared,
+    /// A whole GRPO step, reference shape: 8 prompts × G = 8 × 128 new tokens, β = 0, one pass.
+    GrpoStep,
 }
 
 #[derive(clap::Args, Debug)]
@@ -37,7 +40,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
     /// Rows to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Bench::Matmul, Bench::TrainSmall, Bench::TrainLarge, Bench::Generate, Bench::GroupShared, Bench::GroupUnshared])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Bench::Matmul, Bench::TrainSmall, Bench::TrainLarge, Bench::Generate, Bench::GroupShared, Bench::GroupUnshared, Bench::GrpoStep])]
     pub shapes: Vec<Bench>,
     /// Seed for the random weights and token ids.
     #[arg(long, default_value_t = 0)]
@@ -84,6 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 args.seed,
                 timing,
             )?),
+            Bench::GrpoStep => rows.push(grpo_step::grpo_row(args.seed, timing)?),
             Bench::Generate | Bench::GroupShared | Bench::GroupUnshared => {
                 let shape = match shape {
                     Bench::GroupShared => generation::GenShape::group(false),

@@ -81,11 +81,14 @@ impl GrpoTrainer {
             true => Some(policy.frozen_copy()?),
             false => None,
         };
+        let r = &cfg.rollout;
         let mut eos = tokenizer.eos_token_ids();
         eos.extend(policy.config().eos_token_ids.iter().copied());
         eos.sort_unstable();
         eos.dedup();
-        let r = &cfg.rollout;
+        if r.ignore_eos {
+            eos.clear();
+        }
         let sampling = SamplingParams {
             temperature: r.temperature,
             top_p: r.top_p,
@@ -132,34 +135,35 @@ impl GrpoTrainer {
     /// One GRPO step.
     pub fn step(&mut self) -> Result<StepOutput> {
         let started = Instant::now();
-        let rollouts = self.rollouts()?; // B prompts → B groups of G, scored, uniform groups refilled
-        let rewards: Vec<Option<f32>> = rollouts
-            .trained_groups()
-            .flat_map(|g| g.shaped.clone())
-            .collect(); // (B·G)
-        let g = self.cfg.rollout.group_size;
-        let advantages =
-            algo::group_advantages(&rewards, g, self.cfg.grpo.advantage, self.cfg.grpo.adv_eps)?; // (B·G)
-        let seqs = training_sequences(&rollouts, &advantages); // the completions that enter the loss
-        let (ctx, update_started) = (self.update_context(), Instant::now());
+        let rollouts = self.rollouts()?; // B prompts → B groups of G, scored; uniform ones refilled
+        let rewards = shaped_rewards(&rollouts); // (B·G) after overlong shaping
+        let advantages = self.advantages(&rewards)?; // (B·G) group-relative
+        let seqs = training_sequences(&rollouts, &advantages); // the completions in the loss
+        let (stats, update_s) = self.update(&seqs)?; // μ passes over minibatches
+        self.state.step += 1;
+        self.maybe_reset_reference()?;
+        let step_s = started.elapsed().as_secs_f64();
+        Ok(self.report(&rollouts, &seqs, &stats, update_s, step_s))
+    }
+
+    fn advantages(&self, rewards: &[Option<f32>]) -> Result<Vec<f32>> {
+        let (g, grpo) = (self.cfg.rollout.group_size, &self.cfg.grpo);
+        algo::group_advantages(rewards, g, grpo.advantage, grpo.adv_eps)
+    }
+
+    /// The policy update and its seconds.
+    fn update(&mut self, seqs: &[TrainSeq<'_>]) -> Result<(UpdateStats, f64)> {
+        let (ctx, started) = (self.update_context(), Instant::now());
+        let reference = self.reference.as_ref();
         let stats = update::update(
             &self.policy,
-            self.reference.as_ref(),
+            reference,
             &mut self.updater,
-            &seqs,
+            seqs,
             &self.cfg.grpo,
             ctx,
         )?;
-        let update_s = update_started.elapsed().as_secs_f64();
-        self.state.step += 1;
-        self.maybe_reset_reference()?;
-        Ok(self.report(
-            &rollouts,
-            &seqs,
-            &stats,
-            update_s,
-            started.elapsed().as_secs_f64(),
-        ))
+        Ok((stats, started.elapsed().as_secs_f64()))
     }
 
     fn rollouts(&mut self) -> Result<Rollouts> {
@@ -298,6 +302,13 @@ impl GrpoTrainer {
         };
         StepOutput { metrics, samples }
     }
+}
+
+/// The shaped rewards of the trained groups, (B·G) in group order.
+fn shaped_rewards(r: &Rollouts) -> Vec<Option<f32>> {
+    r.trained_groups()
+        .flat_map(|g| g.shaped.iter().copied())
+        .collect()
 }
 
 /// The completions of the trained groups that enter the loss, with their advantages.
