@@ -465,3 +465,70 @@ fn check_sliding_window(f: &Fields, max_positions: usize) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T5: &str = r#"{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+        "vocab_size": 100, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64,
+        "rms_norm_eps": 1e-5, "rope_parameters": {"rope_type": "default", "rope_theta": 5e5},
+        "dtype": "bfloat16", "eos_token_id": [3, 4], "tie_word_embeddings": true,
+        "layer_types": ["full_attention", "full_attention"], "sliding_window": null}"#;
+
+    fn parse(text: &str) -> Result<ModelConfig> {
+        ModelConfig::from_hf_json(text, Path::new("config.json"))
+    }
+
+    #[test]
+    fn transformers_4_and_5_spellings_parse_the_same() {
+        let t5 = parse(T5).unwrap();
+        let t4 = T5
+            .replace(
+                r#""rope_parameters": {"rope_type": "default", "rope_theta": 5e5}"#,
+                r#""rope_theta": 5e5, "rope_scaling": null"#,
+            )
+            .replace(r#""dtype""#, r#""torch_dtype""#);
+        assert_eq!(parse(&t4).unwrap(), t5);
+        assert_eq!(t5.rope_theta, 5e5);
+        assert_eq!(t5.stored_dtype, StoredDtype::Bf16);
+        assert_eq!(t5.eos_token_ids, vec![3, 4]);
+        assert_eq!(t5.head_dim, 8);
+        assert!(t5.attention_bias && !t5.o_bias && !t5.qk_norm);
+    }
+
+    #[test]
+    fn to_hf_json_round_trips_every_architecture() {
+        for arch in [
+            Architecture::Qwen2,
+            Architecture::Qwen3,
+            Architecture::Llama,
+        ] {
+            let mut cfg = parse(T5).unwrap();
+            cfg.architecture = arch;
+            (cfg.attention_bias, cfg.o_bias, cfg.mlp_bias, cfg.qk_norm) = match arch {
+                Architecture::Qwen2 => (true, false, false, false),
+                Architecture::Qwen3 => (true, true, false, true),
+                Architecture::Llama => (true, true, true, false),
+            };
+            cfg.head_dim = 16; // explicit, not hidden / heads
+            let text = cfg.to_hf_json().to_string();
+            assert_eq!(parse(&text).unwrap(), cfg, "{arch:?}");
+        }
+    }
+
+    #[test]
+    fn qwen3_without_head_dim_uses_its_default() {
+        let text = T5
+            .replace("Qwen2ForCausalLM", "Qwen3ForCausalLM")
+            .replace("\"qwen2\"", "\"qwen3\"");
+        assert_eq!(parse(&text).unwrap().head_dim, 128);
+    }
+
+    #[test]
+    fn disagreeing_architecture_and_model_type_is_an_error() {
+        let e = parse(&T5.replace("\"qwen2\"", "\"llama\"")).unwrap_err();
+        assert!(e.to_string().contains("field `model_type`"), "{e}");
+    }
+}

@@ -78,11 +78,20 @@ impl TokenizerConfig {
         })
     }
 
-    /// The file's JSON with aha's fields written over the kept ones.
+    /// The file's JSON with aha's fields written over the kept ones, in the spelling both
+    /// transformers 4 and 5 read: transformers 5 writes `"tokenizer_class": "TokenizersBackend"`
+    /// and a list of `extra_special_tokens`, which transformers 4 cannot load.
     pub fn to_json(&self) -> Value {
         let mut obj = self.raw.clone();
-        obj.entry("tokenizer_class")
-            .or_insert_with(|| Value::from("PreTrainedTokenizerFast"));
+        let class = obj.get("tokenizer_class").and_then(Value::as_str);
+        if matches!(class, None | Some("TokenizersBackend")) {
+            obj.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
+        }
+        obj.remove("backend");
+        if obj.get("extra_special_tokens").is_some_and(Value::is_array) {
+            let extra = obj.remove("extra_special_tokens").unwrap_or_default();
+            obj.entry("additional_special_tokens").or_insert(extra);
+        }
         let mut put = |k: &str, v: Option<Value>| match v {
             Some(v) => {
                 obj.insert(k.into(), v);

@@ -239,6 +239,13 @@ fn save_then_reload_gives_the_same_model() {
                 .unwrap();
             assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0, "{name}: {k} changed");
         }
+        let tok_cfg = std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap();
+        assert!(
+            tok_cfg.contains("\"PreTrainedTokenizerFast\"")
+                && !tok_cfg.contains("TokenizersBackend")
+                && !tok_cfg.contains("extra_special_tokens"),
+            "{name}: tokenizer_config.json transformers 4 cannot read:\n{tok_cfg}"
+        );
         let tok2 = Tokenizer::from_dir(&dir).unwrap();
         let msgs = [ChatMessage::new("user", "hi")];
         assert_eq!(
