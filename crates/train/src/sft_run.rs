@@ -1,6 +1,6 @@
-//! `aha sft`: supervised fine-tuning from a TOML config and a JSONL file.
+//! `aha sft`: supervised fine-tuning from a TOML config and a JSONL (or Parquet) file.
 //!
-//! Each line is `{"prompt": …, "completion": …}` (plain text: the prompt is tokenized as is and
+//! Each line (row) is `{"prompt": …, "completion": …}` (plain text: the prompt is tokenized as is and
 //! the completion follows it, then EOS) or `{"messages": [{"role", "content"}, …]}` (rendered
 //! with the checkpoint's chat template; each assistant turn becomes one example whose prompt is
 //! everything before it, so the loss covers assistant tokens only). Examples are visited in a
@@ -81,86 +81,102 @@ struct Line {
     completion: Option<String>,
     #[serde(default)]
     messages: Option<Vec<ChatMessage>>,
+    /// The verifier's reward, written by `aha rejection-sample`; not used for training.
+    #[serde(default, rename = "reward")]
+    _reward: Option<serde::de::IgnoredAny>,
 }
 
-/// Reads and tokenizes the examples of a JSONL file; errors name the file and line.
+/// Reads and tokenizes the examples of a JSONL or Parquet file (by extension; Parquet columns
+/// `prompt` and `completion`, or `messages` as `list<struct<role, content>>`); errors name the
+/// file and line (row).
 pub fn read_examples(path: &Path, tokenizer: &Tokenizer) -> Result<Vec<Example>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let eos = tokenizer.eos_token_ids();
+    let bad = |line: usize, message: String| Error::Data {
+        path: path.into(),
+        line,
+        message,
+    };
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+    if crate::data::parquet::is_parquet(path) {
+        let table = crate::data::parquet::read_rows(path, &["prompt", "completion", "messages"])?;
+        if !(table.has("prompt") && table.has("completion")) && !table.has("messages") {
+            return Err(table.missing(
+                path,
+                "no columns `prompt` and `completion`, nor a `messages` column",
+            ));
         }
-        let bad = |message: String| Error::Data {
-            path: path.into(),
-            line: n + 1,
-            message,
-        };
-        let row: Line = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        match (row.prompt, row.completion, row.messages) {
-            (Some(p), Some(c), None) => {
-                let prompt_ids = tokenizer.encode(&p, true).map_err(|e| bad(e.to_string()))?;
-                let mut completion_ids = tokenizer
-                    .encode(&c, false)
-                    .map_err(|e| bad(e.to_string()))?;
-                completion_ids.extend(eos.first());
-                if prompt_ids.is_empty() {
-                    return Err(bad("the prompt encodes to no tokens".into()));
-                }
-                out.push(Example {
-                    prompt_ids,
-                    completion_ids,
-                });
+        for (n, row) in table.rows.into_iter().enumerate() {
+            let row: Line = serde_json::from_value(serde_json::Value::Object(row))
+                .map_err(|e| bad(n + 1, e.to_string()))?;
+            push_examples(row, tokenizer, &mut out).map_err(|m| bad(n + 1, m))?;
+        }
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
             }
-            (None, None, Some(msgs)) => {
-                let before = out.len();
-                for (i, m) in msgs.iter().enumerate() {
-                    if m.role != "assistant" {
-                        continue;
-                    }
-                    let prefix = tokenizer.apply_chat_template(&msgs[..i], true);
-                    let full = tokenizer.apply_chat_template(&msgs[..=i], false);
-                    let (prefix, full) = match (prefix, full) {
-                        (Ok(p), Ok(f)) => (p, f),
-                        (Err(e), _) | (_, Err(e)) => return Err(bad(e.to_string())),
-                    };
-                    let p = tokenizer
-                        .encode(&prefix, false)
-                        .map_err(|e| bad(e.to_string()))?;
-                    let f = tokenizer
-                        .encode(&full, false)
-                        .map_err(|e| bad(e.to_string()))?;
-                    if p.is_empty() || !f.starts_with(&p) {
-                        return Err(bad(format!(
-                            "assistant turn {i}: the chat template's rendering before the turn \
-                             does not tokenize to a prefix of the rendering with it"
-                        )));
-                    }
-                    out.push(Example {
-                        completion_ids: f[p.len()..].to_vec(),
-                        prompt_ids: p,
-                    });
-                }
-                if out.len() == before {
-                    return Err(bad("`messages` has no assistant turn".into()));
-                }
-            }
-            _ => {
-                return Err(bad(
-                    "expected {\"prompt\", \"completion\"} or {\"messages\"}".into(),
-                ))
-            }
+            let row: Line = serde_json::from_str(line).map_err(|e| bad(n + 1, e.to_string()))?;
+            push_examples(row, tokenizer, &mut out).map_err(|m| bad(n + 1, m))?;
         }
     }
     if out.is_empty() {
-        return Err(Error::Data {
-            path: path.into(),
-            line: 0,
-            message: "no examples".into(),
-        });
+        return Err(bad(0, "no examples".into()));
     }
     Ok(out)
+}
+
+/// The examples of one row: one pair, or one per assistant turn of a conversation.
+fn push_examples(
+    row: Line,
+    tokenizer: &Tokenizer,
+    out: &mut Vec<Example>,
+) -> std::result::Result<(), String> {
+    let text = |e: aha_model::Error| e.to_string();
+    match (row.prompt, row.completion, row.messages) {
+        (Some(p), Some(c), None) => {
+            let prompt_ids = tokenizer.encode(&p, true).map_err(text)?;
+            let mut completion_ids = tokenizer.encode(&c, false).map_err(text)?;
+            completion_ids.extend(tokenizer.eos_token_ids().first());
+            if prompt_ids.is_empty() {
+                return Err("the prompt encodes to no tokens".into());
+            }
+            out.push(Example {
+                prompt_ids,
+                completion_ids,
+            });
+        }
+        (None, None, Some(msgs)) => {
+            let before = out.len();
+            for (i, m) in msgs.iter().enumerate() {
+                if m.role != "assistant" {
+                    continue;
+                }
+                let prefix = tokenizer
+                    .apply_chat_template(&msgs[..i], true)
+                    .map_err(text)?;
+                let full = tokenizer
+                    .apply_chat_template(&msgs[..=i], false)
+                    .map_err(text)?;
+                let p = tokenizer.encode(&prefix, false).map_err(text)?;
+                let f = tokenizer.encode(&full, false).map_err(text)?;
+                if p.is_empty() || !f.starts_with(&p) {
+                    return Err(format!(
+                        "assistant turn {i}: the chat template's rendering before the turn \
+                         does not tokenize to a prefix of the rendering with it"
+                    ));
+                }
+                out.push(Example {
+                    completion_ids: f[p.len()..].to_vec(),
+                    prompt_ids: p,
+                });
+            }
+            if out.len() == before {
+                return Err("`messages` has no assistant turn".into());
+            }
+        }
+        _ => return Err("expected {\"prompt\", \"completion\"} or {\"messages\"}".into()),
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize)]

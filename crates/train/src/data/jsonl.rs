@@ -1,15 +1,16 @@
 //! Reading a JSONL prompt dataset: one object per line with configurable field names.
 //!
 //! The prompt field must be a string; the answer may be a string or a number; Countdown rows
-//! carry an array of integers and an integer target. A row with no reference at all (no answer,
-//! no numbers+target) is an error naming the file and line, or skipped and counted, as the
-//! config says. Blank lines are ignored.
+//! carry an array of integers and an integer target (and may then omit the prompt: the problem
+//! text is the built-in Countdown one). A row with no reference at all (no answer, no
+//! numbers+target) is an error naming the file and line, or skipped and counted, as the config
+//! says. Blank lines are ignored.
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::data::{Fields, Item, MissingAnswer};
+use crate::data::{synthetic, Fields, Item, MissingAnswer};
 use crate::{Error, Result};
 
 pub fn read_items(
@@ -56,14 +57,14 @@ pub fn row_item(
     fields: &Fields,
 ) -> std::result::Result<Option<Item>, String> {
     let problem = match row.get(&fields.prompt) {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => Some(s.clone()),
         Some(other) => {
             return Err(format!(
                 "field `{}` must be a string, got {other}",
                 fields.prompt
             ))
         }
-        None => return Err(format!("missing field `{}`", fields.prompt)),
+        None => None,
     };
     let answer = match row.get(&fields.answer) {
         None | Some(Value::Null) => None,
@@ -99,6 +100,12 @@ pub fn row_item(
             v.as_i64()
                 .ok_or_else(|| format!("field `{}` must be an integer, got {v}", fields.target))?,
         ),
+    };
+    // Countdown rows may carry only numbers and target; the problem text is then the built-in one.
+    let problem = match (problem, &numbers, target) {
+        (Some(p), _, _) => p,
+        (None, Some(n), Some(t)) => synthetic::countdown_problem(n, t),
+        (None, _, _) => return Err(format!("missing field `{}`", fields.prompt)),
     };
     let item = Item {
         problem,

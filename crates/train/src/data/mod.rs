@@ -207,6 +207,19 @@ impl DataConfig {
     }
 }
 
+/// Problems from a file, Parquet or JSONL by its extension (see [`parquet::is_parquet`]): the
+/// items and the count of rows skipped for lacking a reference.
+pub fn read_items(
+    path: &std::path::Path,
+    fields: &Fields,
+    missing: MissingAnswer,
+) -> Result<(Vec<Item>, usize)> {
+    match parquet::is_parquet(path) {
+        true => parquet::read_items(path, fields, missing),
+        false => jsonl::read_items(path, fields, missing),
+    }
+}
+
 /// An opened source.
 #[derive(Debug, Clone)]
 pub enum Dataset {

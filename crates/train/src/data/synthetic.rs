@@ -50,21 +50,27 @@ pub fn countdown_with_solution<R: Rng>(rng: &mut R, count: usize, max: i64) -> (
         };
         expr = format!("({expr} {op} {n})");
     }
-    let list = numbers
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
     let item = Item {
-        problem: format!(
-            "Using the numbers [{list}], create an equation that equals {acc}. You can use basic \
-             arithmetic operations (+, -, *, /) and each number can only be used once."
-        ),
+        problem: countdown_problem(&numbers, acc),
         answer: None,
         numbers: Some(numbers),
         target: Some(acc),
     };
     (item, expr)
+}
+
+/// The problem text of a Countdown instance (also for dataset rows that carry only the
+/// numbers and the target, as TinyZero's Countdown-Tasks files do).
+pub fn countdown_problem(numbers: &[i64], target: i64) -> String {
+    let list = numbers
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "Using the numbers [{list}], create an equation that equals {target}. You can use basic \
+         arithmetic operations (+, -, *, /) and each number can only be used once."
+    )
 }
 
 pub fn countdown<R: Rng>(rng: &mut R, count: usize, max: i64) -> Item {
