@@ -1,8 +1,135 @@
-//! `aha demo` (being written).
+//! `aha demo`: R1-Zero's "aha moment" in miniature, on this machine's CPU, in minutes.
+//!
+//! Flags become an [`aha_train::demo::config::DemoConfig`]; the pipeline is
+//! [`aha_train::demo::run::run_demo`]. This file draws a progress bar per phase and prints the
+//! closing table; it computes nothing itself.
 
+use std::path::PathBuf;
+
+use aha_train::demo::config::DemoConfig;
+use aha_train::demo::run::{run_demo, Observer, Phase};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The R1-Zero recipe in miniature: a tiny model learns to think before it answers.
+///
+/// 1. Pretrain a small Qwen2-style base model on additions (`Q:4821+5377=`) that are mostly
+///    answered by guessing (`<answer>…</answer>`) and sometimes worked out column by column
+///    (`<think>…</think><answer>…</answer>`).
+/// 2. Evaluate it on held-out problems (pass@1 over k samples, maj@k).
+/// 3. Train it with GRPO and a rule-checked reward only (1 for an exactly right, well-formed
+///    answer): no reasoning data, no reward for thinking.
+/// 4. Evaluate again. Accuracy climbs and responses grow longer: RL up-weights the thinking the
+///    base model already had. Writes report.html, PNG curves, summary.json and HF checkpoints.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// GRPO steps (default: 60, or 25 with --quick).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Pretraining steps of the base model (default: the preset's).
+    #[arg(long)]
+    pretrain_steps: Option<usize>,
+    /// Seed of everything: the same seed gives the same run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory.
+    #[arg(long, default_value = "runs/demo")]
+    out: PathBuf,
+    /// Operand digits of the addition task (1–9).
+    #[arg(long)]
+    digits: Option<usize>,
+    /// Held-out problems evaluated before and after.
+    #[arg(long)]
+    eval_problems: Option<usize>,
+    /// Samples per held-out problem (pass@1 over k, maj@k).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Dollars per hour of this machine, for the cost line.
+    #[arg(long)]
+    price_per_hour: Option<f64>,
+    /// A smaller run (about two minutes) that still shows the effect; CI runs it.
+    #[arg(long)]
+    quick: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`aha demo` is not implemented yet")
+impl Args {
+    fn config(&self) -> DemoConfig {
+        let mut c = if self.quick {
+            DemoConfig::quick()
+        } else {
+            DemoConfig::standard()
+        };
+        c.seed = self.seed;
+        if let Some(s) = self.steps {
+            c.grpo.steps = s;
+        }
+        if let Some(s) = self.pretrain_steps {
+            c.pretrain.steps = s;
+        }
+        if let Some(d) = self.digits {
+            c.digits = d;
+        }
+        if let Some(n) = self.eval_problems {
+            c.eval.problems = n;
+        }
+        if let Some(k) = self.k {
+            c.eval.k = k;
+        }
+        if let Some(p) = self.price_per_hour {
+            c.price_per_hour = p;
+        }
+        c
+    }
+}
+
+/// One indicatif bar per phase.
+struct Bars {
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for Bars {
+    fn start(&mut self, phase: Phase, total: usize) {
+        let (name, unit) = match phase {
+            Phase::Pretrain => ("pretrain base model", "steps"),
+            Phase::EvalBase => ("evaluate base model", "problems"),
+            Phase::Grpo => ("GRPO (R1-Zero)     ", "steps"),
+            Phase::EvalFinal => ("evaluate after GRPO", "problems"),
+        };
+        let style = ProgressStyle::with_template(&format!(
+            "{name} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed:>4}}  {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        self.bar = Some(ProgressBar::new(total as u64).with_style(style));
+    }
+
+    fn progress(&mut self, done: usize, message: &str) {
+        if let Some(b) = &self.bar {
+            b.set_position(done as u64);
+            b.set_message(message.to_string());
+        }
+    }
+
+    fn finish(&mut self, message: &str) {
+        if let Some(b) = self.bar.take() {
+            b.finish_with_message(message.to_string());
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = args.config();
+    let mut bars = Bars { bar: None };
+    let summary = run_demo(&cfg, &args.out, &mut bars)
+        .with_context(|| format!("running the demo into {}", args.out.display()))?;
+    println!();
+    print!("{}", summary.table());
+    println!(
+        "  report                {}\n  summary               {}\n  final checkpoint      {}",
+        summary.report.display(),
+        args.out.join("summary.json").display(),
+        summary.final_checkpoint.display()
+    );
+    Ok(())
 }

@@ -82,8 +82,8 @@ impl DemoConfig {
                 intermediate_size: 384,
             },
             pretrain: PretrainConfig {
-                steps: 600,
-                batch_size: 64,
+                steps: 1000,
+                batch_size: 32,
                 lr: 3e-3,
                 warmup_steps: 30,
             },

@@ -2,10 +2,14 @@
 //!
 //! (Pipeline being written.)
 
+pub mod base;
 pub mod config;
 pub mod corpus;
+pub mod evaluate;
+pub mod kl;
 pub mod plot;
 pub mod report;
+pub mod run;
 pub mod summary;
 pub mod task;
 pub mod tokenizer;
@@ -20,10 +24,14 @@ pub enum DemoError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("rollout engine: {0}")]
+    Engine(String),
     #[error("demo config: {0}")]
     Config(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Model(#[from] aha_model::Error),
+    #[error(transparent)]
+    Train(#[from] crate::Error),
 }

@@ -240,7 +240,7 @@ fn settings_section(h: &mut String, r: &ReportInput<'_>) {
         h,
         "<h2>How it was set up</h2>\n<ul>\n\
          <li><b>Task.</b> Prompt <code>Q:4821+5377=</code> (the R1-Zero template shrunk to the \
-         task). A thinking response is <code>&lt;think&gt;1+7=8 2+7=9 8+3=11 4+5+1=10&lt;/think&gt;\
+         task). A thinking response is <code>&lt;think&gt;1+7+0=08 2+7+0=09 8+3+0=11 4+5+1=10&lt;/think&gt;\
          &lt;answer&gt;10198&lt;/answer&gt;</code>; a direct one is \
          <code>&lt;answer&gt;10198&lt;/answer&gt;</code>.</li>\n\
          <li><b>Base model.</b> Qwen2-style decoder, hidden size {d}, {l} layers, {hd} heads, \

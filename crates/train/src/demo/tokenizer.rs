@@ -97,10 +97,11 @@ mod tests {
     fn one_token_per_character_and_tag() {
         let tok = demo_tokenizer().unwrap();
         assert_eq!(tok.get_vocab_size(true), 21);
-        let text = "Q:4821+5377=<think>1+7=8 2+7=9 8+3=11 4+5+1=10</think><answer>10198</answer>";
+        let text =
+            "Q:4821+5377=<think>1+7+0=08 2+7+0=09 8+3+0=11 4+5+1=10</think><answer>10198</answer>";
         let ids = encode(&tok, text).unwrap();
-        // 12 prompt characters, 2 + 27 think, 2 + 5 answer.
-        assert_eq!(ids.len(), 12 + 29 + 7);
+        // 12 prompt characters, 2 + 35 think, 2 + 5 answer.
+        assert_eq!(ids.len(), 12 + 37 + 7);
         assert_eq!(ids[12], token_id(&tok, "<think>").unwrap());
         assert!(!ids.contains(&token_id(&tok, UNK).unwrap()));
         let mut with_eos = ids.clone();

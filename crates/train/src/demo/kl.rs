@@ -1,0 +1,49 @@
+//! KL(policy ‖ base) on the step's own rollouts, for the demo's KL curve.
+//!
+//! The demo trains with β = 0 (as the prototype did), so the trainer computes no KL; this
+//! measures it anyway, with the k3 estimator of [`crate::algo::kl_penalty`] averaged over the
+//! sampled completion tokens. It builds no autodiff graph and changes nothing.
+
+use aha_model::Model;
+
+use super::tokenizer;
+use super::DemoError;
+use crate::algo::{kl_penalty, KlEstimator};
+use crate::batch::{masked_mean, token_logprobs, LossTokens, Packed, SeqRef};
+use crate::metrics::Sample;
+
+/// Mean per-token k3 KL of `policy` from `reference` over `samples` (text re-encoded; the
+/// demo tokenizer round-trips exactly). An EOS closes every completion that was not truncated.
+pub fn sampled_kl(
+    policy: &Model,
+    reference: &Model,
+    tok: &tokenizers::Tokenizer,
+    samples: &[Sample],
+    eos: u32,
+) -> Result<f64, DemoError> {
+    if samples.is_empty() {
+        return Ok(0.0);
+    }
+    let mut seqs = Vec::with_capacity(samples.len());
+    for s in samples {
+        let prompt = tokenizer::encode(tok, &s.prompt)?;
+        let mut completion = tokenizer::encode(tok, &s.completion)?;
+        if !s.truncated {
+            completion.push(eos);
+        }
+        seqs.push((prompt, completion));
+    }
+    let refs: Vec<SeqRef<'_>> = seqs
+        .iter()
+        .map(|(p, c)| SeqRef {
+            prompt: p,
+            completion: c,
+        })
+        .collect();
+    let packed = Packed::new(&refs, eos, policy.device())?;
+    let mask = packed.loss_mask(LossTokens::Completion, None)?;
+    let (logp, _) = token_logprobs(&policy.detached(), &packed, 1.0, false)?;
+    let (ref_logp, _) = token_logprobs(reference, &packed, 1.0, false)?;
+    let kl = kl_penalty(&logp, &ref_logp, KlEstimator::K3)?;
+    Ok(masked_mean(&kl, &mask)?)
+}

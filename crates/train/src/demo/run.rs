@@ -1,0 +1,442 @@
+//! The demo end to end: tokenizer → base model pretrained on the mixed corpus → held-out
+//! evaluation → R1-Zero (GRPO, rule-checked reward only) → evaluation → checkpoints, plots,
+//! report, `summary.json`.
+//!
+//! [`run_demo`] is the whole pipeline; it reports progress to an [`Observer`] (the CLI draws
+//! progress bars with it) and writes everything under the output directory. GRPO is
+//! [`crate::grpo::GrpoTrainer`], rollouts the [`crate::engine`], rewards aha-verify: this file only
+//! wires them to the demo's task and measures.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aha_model::config::StoredDtype;
+use aha_model::save::save_checkpoint;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::base::{checkpoint_tokenizer, init_model, model_config, Pretrainer};
+use super::config::DemoConfig;
+use super::corpus::{generate, Style};
+use super::evaluate::{evaluate, samples_for_report};
+use super::kl::sampled_kl;
+use super::plot::{write_png, LinePlot, Series, PALETTE};
+use super::report::{self, ReportInput};
+use super::summary::{Cost, DemoSummary, StepPoint};
+use super::task::Problem;
+use super::tokenizer::{self, EOS};
+use super::DemoError;
+use crate::config::TrainConfig;
+use crate::data::{Dataset, Item};
+use crate::grpo::GrpoTrainer;
+
+/// The pipeline's phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pretrain,
+    EvalBase,
+    Grpo,
+    EvalFinal,
+}
+
+/// Receives progress; the CLI turns it into progress bars.
+pub trait Observer {
+    /// A phase starts with `total` units (steps or problems).
+    fn start(&mut self, phase: Phase, total: usize);
+    /// `done` units of the current phase are done; `message` holds the live numbers.
+    fn progress(&mut self, done: usize, message: &str);
+    /// The current phase ended; `message` sums it up.
+    fn finish(&mut self, message: &str);
+}
+
+/// An observer that ignores everything (tests, library use).
+pub struct Silent;
+
+impl Observer for Silent {
+    fn start(&mut self, _: Phase, _: usize) {}
+    fn progress(&mut self, _: usize, _: &str) {}
+    fn finish(&mut self, _: &str) {}
+}
+
+/// Measure KL to the base model every this many GRPO steps (it costs two forwards).
+const KL_EVERY: usize = 5;
+/// Completions shown before and after in the report.
+const REPORT_SAMPLES: usize = 6;
+
+/// Runs the demo under `cfg`, writing into `out`. Returns the summary (also in `summary.json`).
+pub fn run_demo(
+    cfg: &DemoConfig,
+    out: &Path,
+    obs: &mut dyn Observer,
+) -> Result<DemoSummary, DemoError> {
+    cfg.validate()?;
+    let started = Instant::now();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DemoError::Io { path, source }
+    };
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let cfg_path = out.join("demo_config.json");
+    let cfg_text = serde_json::to_string_pretty(cfg)
+        .map_err(|e| DemoError::Config(format!("serialising the config: {e}")))?;
+    std::fs::write(&cfg_path, cfg_text + "\n").map_err(io(&cfg_path))?;
+
+    let held_out = held_out_problems(cfg);
+    let held_set: HashSet<Problem> = held_out.iter().copied().collect();
+    let tok = tokenizer::demo_tokenizer()?;
+    let eos = tokenizer::token_id(&tok, EOS)?;
+    let ck_tok = checkpoint_tokenizer()?;
+    let mcfg = model_config(cfg, eos);
+    let max_new = cfg.max_completion_tokens();
+    let mut cost = Cost {
+        price_per_hour: cfg.price_per_hour,
+        ..Cost::default()
+    };
+
+    // 1. The base model.
+    let t = Instant::now();
+    let model = init_model(&mcfg, cfg.seed)?;
+    let mut pre = Pretrainer::new(model, cfg, held_set.clone())?;
+    obs.start(Phase::Pretrain, cfg.pretrain.steps);
+    let mut loss = f64::NAN;
+    for step in 0..cfg.pretrain.steps {
+        loss = pre.step()?.loss;
+        obs.progress(step + 1, &format!("loss {loss:.3}"));
+    }
+    cost.flops += 3.0 * mcfg.flops_per_token(32) * pre.tokens as f64;
+    let base = pre.into_model();
+    cost.pretrain_seconds = t.elapsed().as_secs_f64();
+    obs.finish(&format!(
+        "pretrained {} steps, final loss {loss:.3}",
+        cfg.pretrain.steps
+    ));
+    let base_dir = out.join("base");
+    save_checkpoint(&base, &ck_tok, None, &base_dir, StoredDtype::F32)?;
+
+    // 2. The base model on held-out problems.
+    let eval_seed = cfg.seed ^ 0x6576_616c;
+    let temperature = cfg.grpo.temperature;
+    let t = Instant::now();
+    obs.start(Phase::EvalBase, held_out.len());
+    let (base_eval, base_judged) = evaluate(
+        &base,
+        &held_out,
+        cfg.eval.k,
+        temperature,
+        max_new,
+        eval_seed,
+    )?;
+    cost.eval_seconds += t.elapsed().as_secs_f64();
+    cost.flops += eval_flops(&mcfg, &held_out, cfg.eval.k, base_eval.mean_length);
+    obs.progress(held_out.len(), "");
+    obs.finish(&format!(
+        "base model: accuracy {:.1}%, think share {:.1}%, mean length {:.1}",
+        100.0 * base_eval.pass_at_1,
+        100.0 * base_eval.think_share,
+        base_eval.mean_length
+    ));
+
+    // 3. R1-Zero.
+    let t = Instant::now();
+    let reference = base.frozen_copy()?;
+    let train_cfg = grpo_config(cfg, &base_dir)?;
+    let dataset = Dataset::Rows {
+        path: PathBuf::from("<demo prompts>"),
+        items: grpo_items(cfg, &held_set),
+    };
+    let mut trainer = GrpoTrainer::new(train_cfg, base, ck_tok.clone(), dataset)?;
+    obs.start(Phase::Grpo, cfg.grpo.steps);
+    let mut points: Vec<StepPoint> = Vec::with_capacity(cfg.grpo.steps);
+    let mut last_kl = 0.0;
+    for step in 0..cfg.grpo.steps {
+        let o = trainer.step()?;
+        let m = &o.metrics;
+        let think = o
+            .samples
+            .iter()
+            .filter(|s| s.completion.trim_start().starts_with("<think>"))
+            .count() as f64
+            / o.samples.len().max(1) as f64;
+        if step % KL_EVERY == 0 || step + 1 == cfg.grpo.steps {
+            last_kl = sampled_kl(trainer.policy(), &reference, &tok, &o.samples, eos)?;
+        }
+        points.push(StepPoint {
+            step: m.step,
+            reward: m.reward_mean,
+            accuracy: m.accuracy,
+            mean_length: m.completion_len_mean,
+            think_share: think,
+            kl: last_kl,
+            seconds: t.elapsed().as_secs_f64(),
+        });
+        obs.progress(
+            step + 1,
+            &format!(
+                "reward {:.2}  acc {:.0}%  think {:.0}%  len {:.1}",
+                m.reward_mean,
+                100.0 * m.accuracy,
+                100.0 * think,
+                m.completion_len_mean
+            ),
+        );
+    }
+    cost.flops += trainer.state().flops;
+    cost.grpo_seconds = t.elapsed().as_secs_f64();
+    obs.finish(&format!("{} GRPO steps", cfg.grpo.steps));
+    let policy = trainer.policy().clone();
+    let final_dir = out.join("final");
+    save_checkpoint(&policy, &ck_tok, None, &final_dir, StoredDtype::F32)?;
+
+    // 4. After.
+    let t = Instant::now();
+    obs.start(Phase::EvalFinal, held_out.len());
+    let (final_eval, final_judged) = evaluate(
+        &policy,
+        &held_out,
+        cfg.eval.k,
+        temperature,
+        max_new,
+        eval_seed,
+    )?;
+    cost.eval_seconds += t.elapsed().as_secs_f64();
+    cost.flops += eval_flops(&mcfg, &held_out, cfg.eval.k, final_eval.mean_length);
+    obs.progress(held_out.len(), "");
+    obs.finish(&format!(
+        "after GRPO: accuracy {:.1}%, think share {:.1}%, mean length {:.1}",
+        100.0 * final_eval.pass_at_1,
+        100.0 * final_eval.think_share,
+        final_eval.mean_length
+    ));
+
+    // 5. Plots, report, summary.
+    let plots = write_plots(&points, out)?;
+    let corpus = generate(20_000, cfg.digits, &cfg.mix, cfg.seed, &HashSet::new());
+    let corpus_think =
+        corpus.iter().filter(|d| d.style == Style::Think).count() as f64 / corpus.len() as f64;
+    let corpus_acc = corpus.iter().filter(|d| d.correct).count() as f64 / corpus.len() as f64;
+    cost.seconds = started.elapsed().as_secs_f64();
+    cost.dollars = cost.seconds / 3600.0 * cost.price_per_hour;
+    let mut summary = DemoSummary {
+        seed: cfg.seed,
+        digits: cfg.digits,
+        parameters: mcfg.num_parameters(),
+        base_accuracy: base_eval.pass_at_1,
+        final_accuracy: final_eval.pass_at_1,
+        base_maj_accuracy: base_eval.maj_at_k,
+        final_maj_accuracy: final_eval.maj_at_k,
+        base_mean_length: base_eval.mean_length,
+        final_mean_length: final_eval.mean_length,
+        base_think_share: base_eval.think_share,
+        final_think_share: final_eval.think_share,
+        steps: cfg.grpo.steps,
+        pretrain_steps: cfg.pretrain.steps,
+        seconds: cost.seconds,
+        pretrain_seconds: cost.pretrain_seconds,
+        grpo_seconds: cost.grpo_seconds,
+        eval_seconds: cost.eval_seconds,
+        flops: cost.flops,
+        dollars: cost.dollars,
+        price_per_hour: cost.price_per_hour,
+        base_checkpoint: base_dir,
+        final_checkpoint: final_dir,
+        report: out.join("report.html"),
+    };
+    let before = samples_for_report(&base_judged, &held_out, REPORT_SAMPLES);
+    let after = samples_for_report(&final_judged, &held_out, REPORT_SAMPLES);
+    let write_all = |s: &DemoSummary| -> Result<(), DemoError> {
+        report::write(
+            &ReportInput {
+                config: cfg,
+                summary: s,
+                base: &base_eval,
+                trained: &final_eval,
+                steps: &points,
+                samples_before: &before,
+                samples_after: &after,
+                plots: &plots,
+                corpus_think_share: corpus_think,
+                corpus_accuracy: corpus_acc,
+            },
+            out,
+        )?;
+        s.write(out)?;
+        Ok(())
+    };
+    write_all(&summary)?;
+    // The written files are part of the run's time: restate it once they exist.
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.dollars = summary.seconds / 3600.0 * summary.price_per_hour;
+    write_all(&summary)?;
+    write_metrics(&points, out)?;
+    Ok(summary)
+}
+
+/// Held-out problems: distinct, from their own seeded stream.
+pub fn held_out_problems(cfg: &DemoConfig) -> Vec<Problem> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6865_6c64);
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(cfg.eval.problems);
+    while out.len() < cfg.eval.problems {
+        let p = Problem::sample(&mut rng, cfg.digits);
+        if seen.insert(p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// GRPO's prompts: enough fresh problems for every step, none held out.
+fn grpo_items(cfg: &DemoConfig, held_out: &HashSet<Problem>) -> Vec<Item> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6772_706f);
+    let n = cfg.grpo.steps * cfg.grpo.prompts_per_step;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let p = Problem::sample(&mut rng, cfg.digits);
+        if !held_out.contains(&p) {
+            out.push(Item {
+                problem: format!("{}+{}", p.a, p.b),
+                answer: Some(p.answer()),
+                numbers: None,
+                target: None,
+            });
+        }
+    }
+    out
+}
+
+/// The trainer's config for R1-Zero on the demo task, written as the TOML a user would write.
+fn grpo_config(cfg: &DemoConfig, base_dir: &Path) -> Result<TrainConfig, DemoError> {
+    let g = &cfg.grpo;
+    let n = g.prompts_per_step * g.group_size;
+    let text = format!(
+        r#"name = "demo"
+seed = {seed}
+steps = {steps}
+model = {{ path = {path:?} }}
+data = {{ source = {{ kind = "addition", digits = {digits} }}, template = {{ kind = "format", format = "Q:{{prompt}}=" }} }}
+
+[rollout]
+prompts_per_step = {b}
+group_size = {gsize}
+temperature = {temp}
+max_new_tokens = {max_new}
+
+# Reward 1 only for a well-formed, exactly right answer; thinking is allowed, never required.
+[[reward]]
+kind = "arithmetic"
+weight = 1.0
+think = "optional"
+
+[grpo]
+advantage = "mean_std"
+beta = 0.0
+filter = "drop_uniform"
+max_refill_rounds = 0
+passes = 1
+minibatches = 1
+micro_batch_size = {n}
+
+[optim]
+lr = {lr}
+max_grad_norm = 1.0
+
+[output]
+samples_per_step = {n}
+progress = false
+"#,
+        seed = cfg.seed,
+        steps = g.steps,
+        path = base_dir.display().to_string(),
+        digits = cfg.digits,
+        b = g.prompts_per_step,
+        gsize = g.group_size,
+        temp = g.temperature,
+        max_new = cfg.max_completion_tokens(),
+        lr = g.lr,
+    );
+    Ok(TrainConfig::from_toml_str(&text, &[])?)
+}
+
+/// FLOPs of an evaluation: prompts prefilled once per sample, completions decoded.
+fn eval_flops(mcfg: &aha_model::ModelConfig, problems: &[Problem], k: usize, mean_len: f64) -> f64 {
+    let prompt = problems.first().map_or(0, |p| p.prompt().len());
+    let tokens = problems.len() as f64 * (prompt as f64 + k as f64 * mean_len);
+    mcfg.flops_per_token(prompt + mean_len as usize) * tokens
+}
+
+fn write_plots(points: &[StepPoint], out: &Path) -> Result<Vec<(String, String)>, DemoError> {
+    let series = |label: &str, f: &dyn Fn(&StepPoint) -> f64, color: usize| Series {
+        label: label.into(),
+        points: points.iter().map(|p| (p.step as f64, f(p))).collect(),
+        color: PALETTE[color],
+    };
+    let plots = [
+        (
+            "accuracy.png",
+            "Training accuracy and think share per GRPO step",
+            LinePlot {
+                title: "Accuracy and think share".into(),
+                x_label: "GRPO step".into(),
+                y_label: "share of rollouts".into(),
+                series: vec![
+                    series("accuracy", &|p| p.accuracy, 0),
+                    series("think share", &|p| p.think_share, 1),
+                ],
+                y_range: Some((0.0, 1.0)),
+            },
+        ),
+        (
+            "reward.png",
+            "Mean reward per GRPO step",
+            LinePlot {
+                title: "Mean reward".into(),
+                x_label: "GRPO step".into(),
+                y_label: "reward".into(),
+                series: vec![series("reward", &|p| p.reward, 0)],
+                y_range: Some((0.0, 1.0)),
+            },
+        ),
+        (
+            "length.png",
+            "Mean response length (tokens) per GRPO step",
+            LinePlot {
+                title: "Mean response length".into(),
+                x_label: "GRPO step".into(),
+                y_label: "tokens".into(),
+                series: vec![series("length", &|p| p.mean_length, 2)],
+                y_range: None,
+            },
+        ),
+        (
+            "kl.png",
+            "KL(policy || base) on sampled tokens, per GRPO step (not optimised)",
+            LinePlot {
+                title: "KL to the base model".into(),
+                x_label: "GRPO step".into(),
+                y_label: "nats per token".into(),
+                series: vec![series("KL", &|p| p.kl, 3)],
+                y_range: None,
+            },
+        ),
+    ];
+    let mut out_list = Vec::new();
+    for (file, caption, plot) in plots {
+        write_png(&plot, &out.join(file))?;
+        out_list.push((file.to_string(), caption.to_string()));
+    }
+    Ok(out_list)
+}
+
+/// `grpo_metrics.jsonl`: the plotted numbers, one line per step.
+fn write_metrics(points: &[StepPoint], out: &Path) -> Result<(), DemoError> {
+    let path = out.join("grpo_metrics.jsonl");
+    let mut text = String::new();
+    for p in points {
+        let line = serde_json::to_string(p)
+            .map_err(|e| DemoError::Config(format!("serialising metrics: {e}")))?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).map_err(|source| DemoError::Io { path, source })
+}
