@@ -14,8 +14,8 @@ use aha_verify::{equivalent, extract, ExtractConfig, Reward, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Item, PromptTemplate};
-use crate::engine::{generate_groups_from, FinishReason, SamplingParams};
-use crate::reward::score_groups;
+use crate::engine::{generate_groups_from, FinishReason, Group, SamplingParams};
+use crate::reward::{score_groups, CompletionScore};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,21 +114,34 @@ pub fn majority(answers: &[Option<&str>], task: Task) -> Option<usize> {
     clusters.iter().find(|c| c.1 == best).map(|c| c.0)
 }
 
-/// Evaluates `model` on `items`; results per item in order, and the summary.
-pub fn evaluate(
+/// One problem's K completions with their verdicts.
+#[derive(Debug, Clone)]
+pub struct ScoredGroup {
+    /// The problem's index in the input.
+    pub index: usize,
+    /// The K completions (`group.prompt_index == index`).
+    pub group: Group,
+    /// K verdicts, aligned with `group.completions`.
+    pub scores: Vec<CompletionScore>,
+}
+
+/// Samples `cfg.k` completions of every item (`cfg.prompts_per_batch` problems per generation
+/// call, EOS from the tokenizer and the model config) and judges them with `reward`; hands each
+/// batch's groups, in input order, to `on_batch`. Shared by evaluation and rejection sampling.
+pub fn sample_and_score(
     model: &Model,
     tokenizer: &Tokenizer,
     items: &[Item],
-    task: Task,
+    reward: &Reward,
     cfg: &EvalConfig,
-) -> Result<(EvalSummary, Vec<ItemResult>)> {
+    mut on_batch: impl FnMut(Vec<ScoredGroup>) -> Result<()>,
+) -> Result<()> {
     if cfg.k == 0 || cfg.prompts_per_batch == 0 {
         return Err(Error::config(
             "k",
             "k and prompts_per_batch must be at least 1",
         ));
     }
-    let reward: Reward = task.reward();
     let mut eos = tokenizer.eos_token_ids();
     eos.extend(model.config().eos_token_ids.iter().copied());
     let params = SamplingParams {
@@ -148,23 +161,47 @@ pub fn evaluate(
             |ids| tokenizer.decode(ids, false).map_err(|e| e.to_string()),
         )?),
     };
-    let extract_cfg = ExtractConfig::default();
-    let mut results = Vec::with_capacity(items.len());
-    let (mut truncated, mut formatted) = (0usize, 0usize);
     for (b, chunk) in items.chunks(cfg.prompts_per_batch).enumerate() {
         let first = b * cfg.prompts_per_batch;
         let prompts = chunk
             .iter()
             .map(|it| cfg.template.encode(it, tokenizer))
             .collect::<Result<Vec<_>>>()?;
-        let mut groups =
-            generate_groups_from(model, &prompts, first, cfg.k, &params, stop.as_ref())?;
-        for g in &mut groups {
-            g.prompt_index -= first;
-        }
-        let scores = score_groups(&reward, tokenizer, chunk, &groups)?;
-        for (i, (item, group)) in chunk.iter().zip(&groups).enumerate() {
-            let s = &scores[i * cfg.k..(i + 1) * cfg.k];
+        let groups = generate_groups_from(model, &prompts, first, cfg.k, &params, stop.as_ref())?;
+        // (B·K) scores in group order; `score_groups` indexes items by prompt_index.
+        let mut scores = score_groups(reward, tokenizer, items, &groups)?.into_iter();
+        let scored = groups
+            .into_iter()
+            .map(|group| ScoredGroup {
+                index: group.prompt_index,
+                scores: scores.by_ref().take(group.completions.len()).collect(),
+                group,
+            })
+            .collect();
+        on_batch(scored)?;
+    }
+    Ok(())
+}
+
+/// Evaluates `model` on `items`; results per item in order, and the summary.
+pub fn evaluate(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    items: &[Item],
+    task: Task,
+    cfg: &EvalConfig,
+) -> Result<(EvalSummary, Vec<ItemResult>)> {
+    let extract_cfg = ExtractConfig::default();
+    let mut results = Vec::with_capacity(items.len());
+    let (mut truncated, mut formatted) = (0usize, 0usize);
+    sample_and_score(model, tokenizer, items, &task.reward(), cfg, |batch| {
+        for ScoredGroup {
+            index,
+            group,
+            scores: s,
+        } in batch
+        {
+            let item = &items[index];
             truncated += group
                 .completions
                 .iter()
@@ -178,7 +215,7 @@ pub fn evaluate(
                 .collect();
             let maj = majority(&answers, task);
             results.push(ItemResult {
-                index: first + i,
+                index,
                 problem: item.problem.clone(),
                 answer: item.answer.clone(),
                 completions: s.iter().map(|x| x.text.clone()).collect(),
@@ -189,7 +226,8 @@ pub fn evaluate(
                 lengths: group.completions.iter().map(|c| c.ids.len()).collect(),
             });
         }
-    }
+        Ok(())
+    })?;
     Ok((summarise(&results, cfg.k, truncated, formatted), results))
 }
 

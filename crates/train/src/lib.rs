@@ -5,8 +5,9 @@
 //! advantages and the clipped, KL-regularised loss ([`algo`], pure functions) → the update
 //! ([`grpo::update`], micro-batched, through [`optim`]'s AdamW) → [`metrics`]. [`config`] is the
 //! run config (TOML, presets, `--set`), [`run`] the on-disk run with checkpoints and resume.
-//! [`sft`] is the supervised trainer and [`eval`] the pass@k / maj@k evaluation. [`batch`]
-//! packs prompts and completions into padded tensors and scores them.
+//! [`sft`] is the supervised trainer and [`eval`] the pass@k / maj@k evaluation; [`rejection`]
+//! samples and filters correct completions into SFT data. [`batch`] packs prompts and completions
+//! into padded tensors and scores them.
 
 pub mod algo;
 pub mod batch;
@@ -20,6 +21,7 @@ pub mod grpo;
 pub mod init_model;
 pub mod metrics;
 pub mod optim;
+pub mod rejection;
 pub mod reward;
 pub mod run;
 pub mod sft;

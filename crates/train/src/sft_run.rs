@@ -1,10 +1,11 @@
 //! `aha sft`: supervised fine-tuning from a TOML config and a JSONL (or Parquet) file.
 //!
-//! Each line (row) is `{"prompt": …, "completion": …}` (plain text: the prompt is tokenized as is and
-//! the completion follows it, then EOS) or `{"messages": [{"role", "content"}, …]}` (rendered
-//! with the checkpoint's chat template; each assistant turn becomes one example whose prompt is
-//! everything before it, so the loss covers assistant tokens only). Examples are visited in a
-//! seeded shuffle per epoch. Writes `metrics.jsonl` (one line per step) and HF checkpoints with
+//! Each line (row) is `{"prompt": …, "completion": …}` (plain text: the prompt is tokenized as
+//! is and the completion follows it, then EOS) or `{"messages": [{"role", "content"}, …]}`
+//! (rendered with the checkpoint's chat template; each assistant turn becomes one example whose
+//! prompt is everything before it, so the loss covers assistant tokens only); a `reward` field
+//! (`aha rejection-sample` writes one) is ignored. Examples are visited in a seeded shuffle per
+//! epoch. Writes `metrics.jsonl` (one line per step) and HF checkpoints with
 //! `optimizer.safetensors`; resuming an SFT run is not supported.
 
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ pub struct SftRunConfig {
     /// Examples per step.
     #[serde(default = "batch")]
     pub batch_size: usize,
-    /// The JSONL file of examples.
+    /// The JSONL or Parquet (`.parquet`) file of examples.
     pub data: PathBuf,
     pub model: ModelSection,
     #[serde(default)]
@@ -98,7 +99,8 @@ pub fn read_examples(path: &Path, tokenizer: &Tokenizer) -> Result<Vec<Example>>
     let mut out = Vec::new();
     if crate::data::parquet::is_parquet(path) {
         let table = crate::data::parquet::read_rows(path, &["prompt", "completion", "messages"])?;
-        if !(table.has("prompt") && table.has("completion")) && !table.has("messages") {
+        let pairs = table.has("prompt") && table.has("completion");
+        if !(pairs || table.has("messages")) {
             return Err(table.missing(
                 path,
                 "no columns `prompt` and `completion`, nor a `messages` column",

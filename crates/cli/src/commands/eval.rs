@@ -4,8 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use aha_train::data::jsonl::read_items;
-use aha_train::data::{Fields, MissingAnswer, PromptTemplate};
+use aha_train::data::{read_items, Fields, MissingAnswer, PromptTemplate};
 use aha_train::eval::{evaluate, EvalConfig};
 use aha_verify::Task;
 use anyhow::Context;
@@ -20,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     pub task: String,
     /// Problems, one JSON object per line with `prompt` and `answer` (Countdown: `numbers`
-    /// and `target`).
+    /// and `target`), or a Parquet file (`.parquet`) with those columns.
     #[arg(long)]
     pub input: PathBuf,
     /// Samples per problem.
@@ -54,7 +53,7 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
-fn template(s: &str) -> anyhow::Result<PromptTemplate> {
+pub(super) fn template(s: &str) -> anyhow::Result<PromptTemplate> {
     Ok(match s {
         "r1_zero" => PromptTemplate::R1Zero,
         "chat" => PromptTemplate::Chat,

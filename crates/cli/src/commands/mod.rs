@@ -7,6 +7,7 @@ mod demo;
 mod eval;
 mod init;
 mod logprobs;
+mod rejection_sample;
 mod reward;
 mod sample;
 mod sft;
@@ -38,6 +39,8 @@ enum Command {
     Logprobs(logprobs::Args),
     /// Score completions with rule-based verifiers.
     Reward(reward::Args),
+    /// Sample K completions per problem and keep the verified-correct ones as SFT data.
+    RejectionSample(rejection_sample::Args),
     /// Evaluate a model: pass@1 over K samples, pass@K, maj@K, lengths.
     Eval(eval::Args),
     /// Write a random-initialised Hugging Face checkpoint with a tokenizer.
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(a) => sample::run(a),
         Command::Logprobs(a) => logprobs::run(a),
         Command::Reward(a) => reward::run(a),
+        Command::RejectionSample(a) => rejection_sample::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Init(a) => init::run(a),
         Command::Bench(a) => bench::run(a),
