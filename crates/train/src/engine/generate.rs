@@ -14,7 +14,9 @@ use super::sampler::{completion_rng, sample_token};
 use super::{Completion, EngineError, FinishReason, Group, SamplingParams, StopMatcher};
 
 /// Compact the cache once this fraction of its rows has finished. Compaction copies the whole
-/// cache once; dropping a quarter of the rows pays that back within a few steps.
+/// cache once; dropping a quarter of the rows pays that back within a few steps. Measured on the
+/// reference shape (8 prompts × 64 tokens, G = 16, up to 128 new, completions ending at random,
+/// mean length 58): 1.41 s at 0.25, 1.61 s compacting at every finish, 1.72 s at 0.5, 2.4 s never.
 const COMPACT_FRACTION: f64 = 0.25;
 
 /// Activation bytes one prefill chunk may use; longer prompts are prefilled in token chunks.
