@@ -85,9 +85,12 @@ fn wrong_typed_fields_name_the_field() {
     assert!(e.contains("field `num_hidden_layers`: missing"), "{e}");
 }
 
+/// Edits a config.json object into one that aha must refuse.
+type ConfigEdit = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>;
+
 #[test]
 fn unsupported_features_are_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Map<_, _>)>)> = vec![
+    let cases: Vec<(&str, ConfigEdit)> = vec![
         (
             "architecture `GPT2LMHeadModel`",
             Box::new(|c| {
