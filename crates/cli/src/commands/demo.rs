@@ -45,6 +45,10 @@ pub struct Args {
     /// Samples per held-out problem (pass@1 over k, maj@k).
     #[arg(long)]
     k: Option<usize>,
+    /// Share of worked (thinking) solutions in the pretraining corpus. Too rare (e.g. 0.02) and
+    /// RL sharpens the guesser instead: accuracy rises a little, responses stay short.
+    #[arg(long)]
+    think_share: Option<f64>,
     /// Dollars per hour of this machine, for the cost line.
     #[arg(long)]
     price_per_hour: Option<f64>,
@@ -75,6 +79,9 @@ impl Args {
         }
         if let Some(k) = self.k {
             c.eval.k = k;
+        }
+        if let Some(t) = self.think_share {
+            c.mix.think_share = t;
         }
         if let Some(p) = self.price_per_hour {
             c.price_per_hour = p;

@@ -117,8 +117,9 @@ impl Pretrainer {
             optim: OptimConfig {
                 lr: p.lr,
                 warmup: p.warmup_steps,
-                decay: LrDecay::Cosine,
-                min_lr_ratio: 0.1,
+                // Constant after warmup: the think skill is learned late, and a decaying rate
+                // slowed it in trials.
+                decay: LrDecay::Constant,
                 max_grad_norm: 1.0,
                 weight_decay: 0.0,
                 ..OptimConfig::default()
