@@ -364,8 +364,11 @@ impl Model {
     /// Logits for hidden states: (N, T, D) → (N, T, V).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let (n, t, d) = hidden.dims3()?;
-        ops::linear(&hidden.reshape((n * t, d))?, &self.lm_head, None)?
-            .reshape((n, t, self.cfg.vocab_size))
+        ops::linear(&hidden.reshape((n * t, d))?, &self.lm_head, None)?.reshape((
+            n,
+            t,
+            self.cfg.vocab_size,
+        ))
     }
 
     /// `log p(ids[i+1] | ids[..=i])` for every row, with gradients: (N, T) → (N, T-1).
@@ -466,7 +469,7 @@ impl Model {
         let k = ops::rope(&k, cos, sin)?.transpose(1, 2)?.contiguous()?; // (N, K, S, E)
         let v = v.transpose(1, 2)?.contiguous()?; // (N, K, S, E)
         let (k, v, mask) = attend_to(&k, &v)?; // (N, K, L, E), mask (·, 1, 1, S, L)
-        // Grouped-query attention without copying K/V, as one autodiff node (see ops::attention).
+                                               // Grouped-query attention without copying K/V, as one autodiff node (see ops::attention).
         let scale = 1.0 / (e as f64).sqrt();
         let attn = ops::attention(&q, &k, &v, &mask, scale)?.reshape((n * s, h * e))?;
         let x = (x + layer.o.apply(&attn, mode)?.reshape((n, s, d))?)?;

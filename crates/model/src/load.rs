@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::json_fields::Fields;
 use crate::decoder::weight_shapes;
+use crate::json_fields::Fields;
 use crate::{Error, Model, ModelConfig, Result};
 
 pub const CONFIG_FILE: &str = "config.json";
