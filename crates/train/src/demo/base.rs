@@ -100,6 +100,9 @@ pub struct Pretrainer {
     digits: usize,
     batch_size: usize,
     mix: CorpusMix,
+    skill_mix: CorpusMix,
+    skill_steps: usize,
+    steps_done: usize,
     held_out: HashSet<Problem>,
     /// Tokens trained on so far (padding excluded).
     pub tokens: usize,
@@ -138,6 +141,12 @@ impl Pretrainer {
             digits: cfg.digits,
             batch_size: p.batch_size,
             mix: cfg.mix.clone(),
+            skill_mix: CorpusMix {
+                think_share: p.skill_think_share,
+                ..cfg.mix.clone()
+            },
+            skill_steps: p.skill_steps,
+            steps_done: 0,
             held_out,
             tokens: 0,
         })
@@ -146,8 +155,12 @@ impl Pretrainer {
     /// One update on a fresh batch of documents.
     pub fn step(&mut self) -> Result<SftStepStats, DemoError> {
         let mut batch = Vec::with_capacity(self.batch_size);
+        let mix = match self.steps_done < self.skill_steps {
+            true => &self.skill_mix,
+            false => &self.mix,
+        };
         for _ in 0..self.batch_size {
-            let doc = sample_example(&mut self.rng, self.digits, &self.mix, &self.held_out);
+            let doc = sample_example(&mut self.rng, self.digits, mix, &self.held_out);
             let mut completion_ids = tokenizer::encode(&self.tok, &doc.completion)?;
             completion_ids.push(self.eos);
             batch.push(Example {
@@ -158,6 +171,7 @@ impl Pretrainer {
         batch.sort_by_key(|e| e.prompt_ids.len() + e.completion_ids.len());
         let stats = self.trainer.step(&batch)?;
         self.tokens += stats.tokens;
+        self.steps_done += 1;
         Ok(stats)
     }
 

@@ -29,6 +29,11 @@ pub struct PretrainConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub warmup_steps: usize,
+    /// The first `skill_steps` steps draw from a mix with `skill_think_share` worked solutions
+    /// (a "textbook" phase that teaches the column work); the rest use `mix`, which sets the
+    /// base model's preference for answering directly.
+    pub skill_steps: usize,
+    pub skill_think_share: f64,
 }
 
 /// R1-Zero: GRPO with the 0/1 accuracy-and-format reward.
@@ -82,10 +87,12 @@ impl DemoConfig {
                 intermediate_size: 384,
             },
             pretrain: PretrainConfig {
-                steps: 1000,
+                steps: 2000,
                 batch_size: 32,
                 lr: 3e-3,
                 warmup_steps: 30,
+                skill_steps: 1600,
+                skill_think_share: 0.5,
             },
             grpo: GrpoConfig {
                 steps: 60,
@@ -105,7 +112,8 @@ impl DemoConfig {
     /// `aha demo --quick`: the same experiment, smaller, for CI.
     pub fn quick() -> Self {
         let mut c = Self::standard();
-        c.pretrain.steps = 300;
+        c.pretrain.steps = 700;
+        c.pretrain.skill_steps = 500;
         c.grpo.steps = 25;
         c.eval.problems = 100;
         c.eval.k = 2;
@@ -126,6 +134,9 @@ impl DemoConfig {
         }
         if !(0.0..=1.0).contains(&self.mix.think_share) {
             return bad("mix.think_share", "must be between 0 and 1");
+        }
+        if !(0.0..=1.0).contains(&self.pretrain.skill_think_share) {
+            return bad("pretrain.skill_think_share", "must be between 0 and 1");
         }
         if self.mix.direct_right.is_empty()
             || self

@@ -1,6 +1,27 @@
 //! `aha demo`: DeepSeek-R1-Zero's "aha moment" in miniature, on a CPU, in minutes.
 //!
-//! (Pipeline being written.)
+//! [`run::run_demo`] builds a 21-token character tokenizer ([`tokenizer`]), pretrains a small
+//! Qwen2-style base model ([`base`]) on additions solved in a mix of styles ([`task`],
+//! [`corpus`]), evaluates it on held-out problems ([`evaluate`]), runs R1-Zero — GRPO with the
+//! trainer of [`crate::grpo`], a 0/1 exact-answer reward from aha-verify, no KL penalty, no
+//! reasoning data — evaluates again, and writes HF checkpoints, PNG curves ([`plot`]),
+//! `report.html` ([`report`]) and `summary.json` ([`summary`]). [`config`] holds the presets.
+//!
+//! Choices, and what trials showed (2-core machine, see DESIGN.md for the PyTorch prototype):
+//! - Column work has a fixed width per column (`1+7+0=08`): a small decoder learns it several
+//!   times faster than `1+7=8 … 4+5+1=10`, because every digit it needs sits at a fixed
+//!   distance from where it is written.
+//! - Pretraining batches of 32 documents learn the column work from fewer documents than 64; a
+//!   learning rate of 1e-2 does not learn it at all; 8 heads do no better than 4.
+//! - Candle's thread pool spin-waits; on a loaded 2-core machine one thread
+//!   (`CANDLE_NUM_THREADS=1`) was faster than two.
+//! - With the prototype's mix from the start (10% thinking) the base model stays on a loss
+//!   plateau and never uses the prompt's digits within minutes of pretraining here (0% base
+//!   accuracy after 1000 × 32 documents; also with 30% thinking, 3 digits or 2 digits). So
+//!   pretraining opens with a "textbook" phase (`pretrain.skill_steps` steps with half the
+//!   documents worked out) that teaches the column work, then switches to the prototype's mix,
+//!   which sets the base model's preference for answering directly. After 700 textbook steps
+//!   the column work reads the right digits but adds them wrongly; the default uses 1600.
 
 pub mod base;
 pub mod config;

@@ -245,7 +245,9 @@ fn settings_section(h: &mut String, r: &ReportInput<'_>) {
          <code>&lt;answer&gt;10198&lt;/answer&gt;</code>.</li>\n\
          <li><b>Base model.</b> Qwen2-style decoder, hidden size {d}, {l} layers, {hd} heads, \
          {p} parameters, a {v}-token character tokenizer; pretrained {ps} steps × {pb} documents \
-         (loss on every token, lr {plr}).</li>\n\
+         (loss on every token, lr {plr}): the first {sk} steps from a textbook-like mix with \
+         {sks} worked solutions, which teaches the column work, the rest from the mix \
+         below, which sets the preference for answering directly.</li>\n\
          <li><b>Corpus.</b> {ts} of documents think (always right); the rest answer directly, \
          right with probability {dr} for 0, 1, 2+ carries, otherwise giving the sum with the \
          carries dropped.</li>\n\
@@ -266,6 +268,8 @@ fn settings_section(h: &mut String, r: &ReportInput<'_>) {
         ps = c.pretrain.steps,
         pb = c.pretrain.batch_size,
         plr = c.pretrain.lr,
+        sk = c.pretrain.skill_steps,
+        sks = pct(c.pretrain.skill_think_share),
         ts = pct(c.mix.think_share),
         dr = direct.join(" / "),
         gs = c.grpo.steps,
