@@ -20,8 +20,13 @@
 //!   accuracy after 1000 × 32 documents; also with 30% thinking, 3 digits or 2 digits). So
 //!   pretraining opens with a "textbook" phase (`pretrain.skill_steps` steps with half the
 //!   documents worked out) that teaches the column work, then switches to the prototype's mix,
-//!   which sets the base model's preference for answering directly. After 700 textbook steps
-//!   the column work reads the right digits but adds them wrongly; the default uses 1600.
+//!   which sets the base model's preference for answering directly.
+//! - Status (not yet done): even 1600 textbook steps + 400 mixed steps (377 s) leave the base
+//!   model at 0% held-out accuracy: its column work reads the right digits but its one-digit
+//!   sums and the read-back answer are still often wrong (`3+2+0=06`), so GRPO has almost no
+//!   reward to learn from (0.5% after 60 steps, though the think share rose from 15% to 39%).
+//!   The next levers to try: a larger MLP (the sums are a lookup table), completion-only loss
+//!   in the textbook phase, more pretraining throughput.
 
 pub mod base;
 pub mod config;
