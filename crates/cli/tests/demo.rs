@@ -11,8 +11,6 @@ fn read_json(path: &Path) -> serde_json::Value {
 }
 
 #[test]
-#[ignore = "the quick preset does not yet show the effect: its base model has not learned the \
-            column work (see the demo module doc); run with --ignored while tuning"]
 fn quick_demo_improves_accuracy_and_writes_everything() {
     let out = std::env::temp_dir().join(format!("aha-demo-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);

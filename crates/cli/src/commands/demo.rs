@@ -52,7 +52,7 @@ pub struct Args {
     /// Dollars per hour of this machine, for the cost line.
     #[arg(long)]
     price_per_hour: Option<f64>,
-    /// A smaller run (about two minutes) that still shows the effect; CI runs it.
+    /// A smaller run (about three minutes on 2 cores) that still shows the effect; CI runs it.
     #[arg(long)]
     quick: bool,
 }

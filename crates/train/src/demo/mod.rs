@@ -21,12 +21,15 @@
 //!   pretraining opens with a "textbook" phase (`pretrain.skill_steps` steps with half the
 //!   documents worked out) that teaches the column work, then switches to the prototype's mix,
 //!   which sets the base model's preference for answering directly.
-//! - Status (not yet done): even 1600 textbook steps + 400 mixed steps (377 s) leave the base
-//!   model at 0% held-out accuracy: its column work reads the right digits but its one-digit
-//!   sums and the read-back answer are still often wrong (`3+2+0=06`), so GRPO has almost no
-//!   reward to learn from (0.5% after 60 steps, though the think share rose from 15% to 39%).
-//!   The next levers to try: a larger MLP (the sums are a lookup table), completion-only loss
-//!   in the textbook phase, more pretraining throughput.
+//! - The textbook phase must be pure (all worked solutions): with half direct answers even
+//!   1600 steps left the column work wrong. 600 pure steps give ~55% think accuracy (the skill
+//!   appears suddenly between steps 300 and 600). At the full learning rate the mixed phase
+//!   then erases it (55% → 2% in 300 steps), so the rate decays (cosine to 0.1) and the mixed
+//!   phase is short (100 steps): enough to make answering directly the base model's habit.
+//! - Measured with seed 0 on a loaded 2-core machine: base 3.5% → 55.9% held-out accuracy,
+//!   think share 8.9% → 99.8%, length 10.3 → 44.5 tokens, in 186 s (134 s pretraining, 50 s
+//!   GRPO). The base model is weaker than the prototype's (29%) because its direct answers
+//!   rarely land; the story is the same.
 
 pub mod base;
 pub mod config;

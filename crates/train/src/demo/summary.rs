@@ -39,7 +39,7 @@ pub struct StepPoint {
     pub accuracy: f64,
     pub mean_length: f64,
     pub think_share: f64,
-    /// Mean KL(policy ‖ base), estimated on the sampled tokens (k3).
+    /// Mean KL(policy ‖ base), estimated on the sampled tokens (k1).
     pub kl: f64,
     pub seconds: f64,
 }
