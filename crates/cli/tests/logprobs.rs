@@ -2,28 +2,9 @@
 //! references of aha-model's fixtures, input order, errors that name file and line,
 //! deterministic init.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../model/tests/fixtures")
-        .join(name)
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aha-cli-logprobs-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn aha(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aha"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{aha, fixture, scratch};
 
 #[derive(serde::Deserialize)]
 struct Line {
@@ -34,7 +15,7 @@ struct Line {
 #[test]
 fn scores_match_transformers_in_input_order() {
     let name = "llama_bf16_sharded";
-    let dir = scratch("order");
+    let dir = scratch("logprobs-order");
     let r: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fixture(name).join("reference.json")).unwrap(),
     )
@@ -91,7 +72,7 @@ fn scores_match_transformers_in_input_order() {
 
 #[test]
 fn bad_lines_are_named_by_file_and_line() {
-    let dir = scratch("bad");
+    let dir = scratch("logprobs-bad");
     let model = fixture("qwen2_tied_f32");
     let cases = [
         ("{\"ids\": [1, 2", "invalid JSON"),
@@ -156,7 +137,7 @@ fn bad_lines_are_named_by_file_and_line() {
 
 #[test]
 fn init_is_deterministic_and_its_checkpoint_scores() {
-    let dir = scratch("init");
+    let dir = scratch("logprobs-init");
     let (a, b) = (dir.join("a"), dir.join("b"));
     for out in [&a, &b] {
         let o = aha(&[

@@ -4,25 +4,14 @@
 //! `aha_verify` directly) calls correct, and `aha sft` trains on the file it wrote. Also Parquet
 //! input and an error that names the file and column before any compute.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+
+use common::aha;
 
 use aha_verify::{arithmetic_reward, ThinkRule};
 use serde_json::{json, Value};
-
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aha-cli-rejection-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn aha(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aha"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn ok(args: &[&str]) -> String {
     let out = aha(args);
@@ -60,7 +49,7 @@ const CAP: usize = 1;
 
 #[test]
 fn keeps_exactly_the_verified_completions_and_aha_sft_reads_them() {
-    let dir = scratch();
+    let dir = common::scratch("rejection");
     let s = |p: &Path| p.to_str().unwrap().to_string();
 
     // A cold-start model: 150 SFT steps on 20 sums a+b with a < 5, b < 4, each answered in two

@@ -2,28 +2,11 @@
 //! fixtures, determinism across batch sizes, the three prompt forms, stop strings, and errors that
 //! name the file and line before any compute.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../model/tests/fixtures")
-        .join(name)
-}
+use std::path::Path;
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("aha-cli-sample-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn aha(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aha"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{aha, fixture, scratch};
 
 #[derive(Debug, PartialEq, serde::Deserialize)]
 struct Line {
@@ -66,7 +49,7 @@ fn sample(dir: &Path, model: &str, input: &str, extra: &[&str]) -> Vec<Line> {
 
 #[test]
 fn greedy_matches_transformers_generate() {
-    let dir = scratch("greedy");
+    let dir = scratch("sample-greedy");
     let name = "qwen3_qknorm_f32";
     let r: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fixture(name).join("reference.json")).unwrap(),
@@ -103,7 +86,7 @@ fn greedy_matches_transformers_generate() {
 
 #[test]
 fn batch_size_does_not_change_the_samples() {
-    let dir = scratch("batch");
+    let dir = scratch("sample-batch");
     let input = "{\"prompt\": \"Q:12+34=\"}\n\n{\"prompt_ids\": [5, 6, 7, 8, 9, 10]}\n\
                  {\"messages\": [{\"role\": \"user\", \"content\": \"Q:5+5=\"}]}\n";
     let args = ["--n", "3", "--max-new-tokens", "12", "--seed", "7"];
@@ -146,7 +129,7 @@ fn batch_size_does_not_change_the_samples() {
 
 #[test]
 fn stop_strings_end_completions() {
-    let dir = scratch("stop");
+    let dir = scratch("sample-stop");
     let input = "{\"prompt\": \"The lazy dog\"}\n";
     let free = sample(
         &dir,
@@ -223,7 +206,7 @@ fn fails(dir: &Path, model: &Path, input: &str, extra: &[&str], expect: &[&str])
 
 #[test]
 fn bad_input_fails_before_any_compute() {
-    let dir = scratch("bad");
+    let dir = scratch("sample-bad");
     let model = fixture("qwen2_tied_f32");
     let ok = "{\"prompt\": \"hi\"}\n";
     fails(

@@ -1,0 +1,29 @@
+//! Helpers shared by the CLI integration tests: run the built binary, a fresh scratch directory,
+//! and aha-model's committed fixtures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `aha` binary built for these tests.
+pub fn aha(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aha"))
+        .args(args)
+        .output()
+        .expect("running the aha binary")
+}
+
+/// An empty directory unique to this test process and `tag`.
+pub fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aha-cli-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}
+
+/// A checkpoint or file under aha-model's golden fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/tests/fixtures")
+        .join(name)
+}
