@@ -19,11 +19,11 @@ use rand_chacha::ChaCha8Rng;
 use super::base::{checkpoint_tokenizer, init_model, model_config, Pretrainer};
 use super::config::DemoConfig;
 use super::corpus::{generate, Style};
-use super::evaluate::{evaluate, samples_for_report};
+use super::evaluate::{evaluate, samples_for_report, Judged};
 use super::kl::sampled_kl;
 use super::plot::{write_png, LinePlot, Series, PALETTE};
 use super::report::{self, ReportInput};
-use super::summary::{Cost, DemoSummary, StepPoint};
+use super::summary::{Cost, DemoSummary, Evaluation, StepPoint};
 use super::task::Problem;
 use super::tokenizer::{self, EOS};
 use super::DemoError;
@@ -117,25 +117,15 @@ pub fn run_demo(
     // 2. The base model on held-out problems.
     let eval_seed = cfg.seed ^ 0x6576_616c;
     let temperature = cfg.grpo.temperature;
-    let t = Instant::now();
-    obs.start(Phase::EvalBase, held_out.len());
-    let (base_eval, base_judged) = evaluate(
-        &base,
-        &held_out,
-        cfg.eval.k,
+    let held_out_eval = HeldOutEval {
+        problems: &held_out,
+        k: cfg.eval.k,
         temperature,
         max_new,
-        eval_seed,
-    )?;
-    cost.eval_seconds += t.elapsed().as_secs_f64();
-    cost.flops += eval_flops(&mcfg, &held_out, cfg.eval.k, base_eval.mean_length);
-    obs.progress(held_out.len(), "");
-    obs.finish(&format!(
-        "base model: accuracy {:.1}%, think share {:.1}%, mean length {:.1}",
-        100.0 * base_eval.pass_at_1,
-        100.0 * base_eval.think_share,
-        base_eval.mean_length
-    ));
+        seed: eval_seed,
+    };
+    let (base_eval, base_judged) =
+        held_out_eval.run(&base, Phase::EvalBase, "base model", &mut cost, obs)?;
 
     // 3. R1-Zero.
     let t = Instant::now();
@@ -189,25 +179,8 @@ pub fn run_demo(
     save_checkpoint(&policy, &ck_tok, None, &final_dir, StoredDtype::F32)?;
 
     // 4. After.
-    let t = Instant::now();
-    obs.start(Phase::EvalFinal, held_out.len());
-    let (final_eval, final_judged) = evaluate(
-        &policy,
-        &held_out,
-        cfg.eval.k,
-        temperature,
-        max_new,
-        eval_seed,
-    )?;
-    cost.eval_seconds += t.elapsed().as_secs_f64();
-    cost.flops += eval_flops(&mcfg, &held_out, cfg.eval.k, final_eval.mean_length);
-    obs.progress(held_out.len(), "");
-    obs.finish(&format!(
-        "after GRPO: accuracy {:.1}%, think share {:.1}%, mean length {:.1}",
-        100.0 * final_eval.pass_at_1,
-        100.0 * final_eval.think_share,
-        final_eval.mean_length
-    ));
+    let (final_eval, final_judged) =
+        held_out_eval.run(&policy, Phase::EvalFinal, "after GRPO", &mut cost, obs)?;
 
     // 5. Plots, report, summary.
     let plots = write_plots(&points, out)?;
@@ -359,6 +332,49 @@ progress = false
 }
 
 /// FLOPs of an evaluation: prompts prefilled once per sample, completions decoded.
+/// The held-out evaluation run before and after GRPO: same problems, samples and seed, so the
+/// two numbers differ only by the model.
+struct HeldOutEval<'a> {
+    problems: &'a [Problem],
+    k: usize,
+    temperature: f32,
+    max_new: usize,
+    seed: u64,
+}
+
+impl HeldOutEval<'_> {
+    /// Evaluates `model` as one progress phase, charging its time and FLOPs to `cost`.
+    fn run(
+        &self,
+        model: &aha_model::Model,
+        phase: Phase,
+        label: &str,
+        cost: &mut Cost,
+        obs: &mut dyn Observer,
+    ) -> Result<(Evaluation, Vec<Vec<Judged>>), DemoError> {
+        let t = Instant::now();
+        obs.start(phase, self.problems.len());
+        let (eval, judged) = evaluate(
+            model,
+            self.problems,
+            self.k,
+            self.temperature,
+            self.max_new,
+            self.seed,
+        )?;
+        cost.eval_seconds += t.elapsed().as_secs_f64();
+        cost.flops += eval_flops(model.config(), self.problems, self.k, eval.mean_length);
+        obs.progress(self.problems.len(), "");
+        obs.finish(&format!(
+            "{label}: accuracy {:.1}%, think share {:.1}%, mean length {:.1}",
+            100.0 * eval.pass_at_1,
+            100.0 * eval.think_share,
+            eval.mean_length
+        ));
+        Ok((eval, judged))
+    }
+}
+
 fn eval_flops(mcfg: &aha_model::ModelConfig, problems: &[Problem], k: usize, mean_len: f64) -> f64 {
     let prompt = problems.first().map_or(0, |p| p.prompt().len());
     let tokens = problems.len() as f64 * (prompt as f64 + k as f64 * mean_len);
