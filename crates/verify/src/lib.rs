@@ -36,6 +36,7 @@
 //! ```
 
 pub mod arithmetic;
+pub mod code;
 pub mod compose;
 pub mod countdown;
 mod error;
