@@ -14,7 +14,9 @@
 //! - [`format_reward`] checks the R1 template via [`split_blocks`];
 //! - [`arithmetic_reward`] wants an exactly-written integer in a well-formed response;
 //! - [`countdown_reward`] checks a TinyZero Countdown expression;
-//! - [`language_reward`] measures the share of the reasoning in a target [`Script`].
+//! - [`language_reward`] measures the share of the reasoning in a target [`Script`];
+//! - [`code::CodeRunner`] runs a completion's last python block against test cases in a
+//!   bubblewrap sandbox (see [`code`]).
 //!
 //! [`score_jsonl`] scores a JSONL file for a [`Task`] (the library side of `aha reward`).
 //!
