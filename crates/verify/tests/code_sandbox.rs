@@ -375,3 +375,15 @@ fn killing_the_parent_harms_nothing() {
     assert!(v.correct);
     assert_no_leftovers(&r);
 }
+
+#[test]
+fn sandbox_cannot_nest_namespaces_or_gain_privileges() {
+    let r = runner(2_100_001_400, |_| {});
+    let program = "import subprocess\n\
+                   print(subprocess.run(['unshare', '-U', 'true']).returncode)\n\
+                   print(open('/proc/self/status').read().split('NoNewPrivs:')[1].split()[0])";
+    let run = r.sandbox().run(0, program, b"").unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["1", "1"], "{run:?}");
+    assert_no_leftovers(&r);
+}
