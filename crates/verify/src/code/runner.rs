@@ -99,6 +99,9 @@ fn default_uid_base() -> u32 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodeConfig {
+    /// The term's weight in a `[[reward]]` list (required there, like every term's; 1 by
+    /// default in code). The runner itself does not use it.
+    pub weight: f32,
     /// Reward the passed fraction of tests instead of 1 only when all pass.
     #[serde(default)]
     pub partial: bool,
@@ -134,6 +137,7 @@ pub struct CodeConfig {
 impl Default for CodeConfig {
     fn default() -> Self {
         CodeConfig {
+            weight: 1.0,
             partial: false,
             timeout_s: default_timeout(),
             cpu_s: None,
@@ -389,16 +393,17 @@ mod tests {
 
     #[test]
     fn config_defaults_and_ranges() {
-        let c: CodeConfig = serde_json::from_str("{}").unwrap();
+        let c: CodeConfig = serde_json::from_str(r#"{"weight": 1}"#).unwrap();
         assert_eq!(c, CodeConfig::default());
+        assert!(serde_json::from_str::<CodeConfig>("{}").is_err(), "weight is required");
         let l = c.limits().unwrap();
         assert_eq!((l.wall, l.cpu_s), (Duration::from_secs(10), 10));
-        assert!(serde_json::from_str::<CodeConfig>(r#"{"timeout": 1}"#).is_err());
+        assert!(serde_json::from_str::<CodeConfig>(r#"{"weight": 1, "timeout": 1}"#).is_err());
         for bad in [
-            r#"{"timeout_s": 0}"#,
-            r#"{"memory_mb": 8}"#,
-            r#"{"processes": 1}"#,
-            r#"{"parallel": 0}"#,
+            r#"{"weight": 1, "timeout_s": 0}"#,
+            r#"{"weight": 1, "memory_mb": 8}"#,
+            r#"{"weight": 1, "processes": 1}"#,
+            r#"{"weight": 1, "parallel": 0}"#,
         ] {
             let c: CodeConfig = serde_json::from_str(bad).unwrap();
             assert!(c.limits().is_err(), "{bad}");
