@@ -14,6 +14,7 @@
 mod program;
 mod runner;
 mod sandbox;
+mod uids;
 
 pub use program::extract_program;
 pub use runner::{

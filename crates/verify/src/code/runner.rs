@@ -129,7 +129,8 @@ pub struct CodeConfig {
     /// The interpreter, looked up in the sandbox's `/usr/bin:/bin`.
     #[serde(default = "default_python")]
     pub python: String,
-    /// Slot `k` runs as host uid `uid_base + k`; these uids must belong to nobody else.
+    /// Slots run as the first free host uids at or above this one (claimed with a lock file
+    /// under /run/lock/aha-sandbox; a uid some process runs as is skipped).
     #[serde(default = "default_uid_base")]
     pub uid_base: u32,
 }
@@ -395,7 +396,10 @@ mod tests {
     fn config_defaults_and_ranges() {
         let c: CodeConfig = serde_json::from_str(r#"{"weight": 1}"#).unwrap();
         assert_eq!(c, CodeConfig::default());
-        assert!(serde_json::from_str::<CodeConfig>("{}").is_err(), "weight is required");
+        assert!(
+            serde_json::from_str::<CodeConfig>("{}").is_err(),
+            "weight is required"
+        );
         let l = c.limits().unwrap();
         assert_eq!((l.wall, l.cpu_s), (Duration::from_secs(10), 10));
         assert!(serde_json::from_str::<CodeConfig>(r#"{"weight": 1, "timeout": 1}"#).is_err());

@@ -4,8 +4,9 @@
 //! first because RLIMIT_NPROC never binds a process whose host uid is root, and bwrap's own
 //! `--uid` only changes the uid *inside* its user namespace (measured in issue 12: a fork bomb
 //! under a limit of 30 made 200 children as root, 28 after the drop). Each parallel slot gets its
-//! own uid (`uid_base + slot`): the process count is per host uid, so a fork bomb in one slot
-//! would otherwise make bwrap fail to start in every other slot.
+//! own uid: the process count is per host uid, so a fork bomb in one slot
+//! would otherwise make bwrap fail to start in every other slot (and the uids are claimed
+//! host-wide, `uids.rs`, so two aha processes do not share them either).
 //!
 //! bwrap then unshares every namespace (user, PID, network with not even loopback up, IPC, UTS,
 //! cgroup), mounts `/usr` (and the `/bin`, `/lib*` links into it) read-only, a fresh `/proc` and
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::uids::{claim, ClaimedUids};
 use super::SandboxError;
 
 /// Longest program accepted: it travels as one `argv` string, which Linux caps at 128 KiB.
@@ -88,22 +90,23 @@ impl Execution {
 
 const STDERR_KEPT: usize = 4096;
 
-/// A configured sandbox: resolved tool paths and limits. Cheap to share between threads.
-#[derive(Clone, Debug)]
+/// A configured sandbox: resolved tool paths, limits and the host uids of its slots, held for
+/// its life. Share it between threads by reference.
+#[derive(Debug)]
 pub struct Sandbox {
     setpriv: PathBuf,
     bwrap: PathBuf,
     python: String,
     limits: Limits,
-    uid_base: u32,
-    slots: u32,
+    slots: ClaimedUids,
 }
 
 impl Sandbox {
     /// Finds `setpriv` and `bwrap`, checks that aha may change uid, and runs one trivial program
     /// so that a host where the sandbox cannot work fails here, with bwrap's own message, rather
     /// than as a wrong answer on every completion. `python` is looked up inside the sandbox
-    /// (`PATH=/usr/bin:/bin`); slot `k` runs as host uid `uid_base + k` for `k < slots`.
+    /// (`PATH=/usr/bin:/bin`). Each of the `slots` slots claims its own host uid, the first free
+    /// ones at or above `uid_base` (see `uids.rs`).
     pub fn new(
         limits: Limits,
         python: &str,
@@ -127,8 +130,7 @@ impl Sandbox {
             bwrap,
             python: python.to_string(),
             limits,
-            uid_base,
-            slots: slots.max(1),
+            slots: claim(uid_base, slots.max(1))?,
         };
         let probe = sandbox.run(0, "print(6 * 7)", b"")?;
         if !probe.success() || probe.stdout != b"42\n" {
@@ -146,7 +148,7 @@ impl Sandbox {
 
     /// The host uid slot `slot` runs as.
     pub fn uid(&self, slot: usize) -> u32 {
-        self.uid_base + (slot as u32 % self.slots)
+        self.slots.uids[slot % self.slots.uids.len()]
     }
 
     /// Runs `program` with `stdin` as its standard input in slot `slot`. Slots must not be used
