@@ -395,10 +395,11 @@ impl TrainConfig {
         }
         self.optim.validate("optim")?;
         self.data.validate()?;
-        aha_verify::Reward::new(self.reward.clone()).or_else(|e| match e {
-            aha_verify::Error::NoTerms => Ok(self.data.default_reward()),
-            e => Err(Error::config("reward", e.to_string())),
-        })?;
+        // Checked, not built: building starts external rewards' programs.
+        match aha_verify::Reward::check(&self.reward) {
+            Ok(()) | Err(aha_verify::Error::NoTerms) => {}
+            Err(e) => return Err(Error::config("reward", e.to_string())),
+        }
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 //! verdict) and the R1 format rate. Shaping of rewards (overlong penalty) is not here.
 
 use aha_model::tokenizer::Tokenizer;
-use aha_verify::{format_reward, Reward, ThinkRule};
+use aha_verify::{format_reward, Reference, Reward, RewardInput, ThinkRule};
 use rayon::prelude::*;
 
 use crate::data::Item;
@@ -29,6 +29,7 @@ pub struct CompletionScore {
 }
 
 /// Scores every completion of `groups` against its item; returns (B·G) scores in group order.
+/// The reward sees the whole batch at once (external terms are called once per call of this).
 pub fn score_groups(
     reward: &Reward,
     tokenizer: &Tokenizer,
@@ -42,26 +43,45 @@ pub fn score_groups(
             g.completions.iter().map(move |c| (item, c.ids.as_slice()))
         })
         .collect();
-    jobs.par_iter()
-        .map(|(item, ids)| {
-            let known = tokenizer.vocab_size() as u32;
+    let known = tokenizer.vocab_size() as u32;
+    let texts: Vec<String> = jobs
+        .par_iter()
+        .map(|(_, ids)| {
             let ids: Vec<u32> = ids.iter().copied().filter(|&i| i < known).collect();
-            let text = tokenizer.decode(&ids, true)?;
-            Ok(score_text(reward, item, text))
+            tokenizer.decode(&ids, true)
         })
-        .collect()
+        .collect::<std::result::Result<_, _>>()?;
+    let items: Vec<&Item> = jobs.iter().map(|(item, _)| *item).collect();
+    score_texts(reward, &items, texts)
 }
 
-/// Scores one completion text.
-pub fn score_text(reward: &Reward, item: &Item, text: String) -> CompletionScore {
-    let scored = reward.score(&text, &item.reference());
-    CompletionScore {
-        well_formed: format_reward(&text, ThinkRule::Required) >= 1.0,
-        reward: scored.reward,
-        correct: scored.correct,
-        components: scored.components,
-        text,
-    }
+/// Scores completion texts, `texts[i]` against `items[i]`, as one batch.
+pub fn score_texts(
+    reward: &Reward,
+    items: &[&Item],
+    texts: Vec<String>,
+) -> Result<Vec<CompletionScore>> {
+    let inputs: Vec<RewardInput<'_>> = (items.iter().zip(&texts).enumerate())
+        .map(|(id, (item, text))| RewardInput {
+            id,
+            prompt: &item.problem,
+            completion: text,
+            row: &item.row,
+        })
+        .collect();
+    let references: Vec<Reference<'_>> = items.iter().map(|it| it.reference()).collect();
+    let scored = reward.score_batch(&inputs, &references)?;
+    Ok(texts
+        .into_iter()
+        .zip(scored)
+        .map(|(text, s)| CompletionScore {
+            well_formed: format_reward(&text, ThinkRule::Required) >= 1.0,
+            reward: s.reward,
+            correct: s.correct,
+            components: s.components,
+            text,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -72,22 +92,18 @@ mod tests {
     #[test]
     fn arithmetic_verdicts() {
         let r = Task::Arithmetic.reward();
-        let item = Item {
-            problem: "4821+5377".into(),
-            answer: Some("10198".into()),
-            numbers: None,
-            target: None,
-        };
-        let s = score_text(
-            &r,
-            &item,
-            "<think>1+7=8</think><answer>10198</answer>".into(),
-        );
+        let item = Item::new("4821+5377".into(), Some("10198".into()), None, None);
+        let texts = vec![
+            "<think>1+7=8</think><answer>10198</answer>".to_string(),
+            "<answer>10199</answer>".to_string(),
+        ];
+        let scores = score_texts(&r, &[&item, &item], texts).unwrap();
+        let s = &scores[0];
         assert_eq!(
             (s.reward, s.correct, s.well_formed),
             (Some(1.0), Some(true), true)
         );
-        let s = score_text(&r, &item, "<answer>10199</answer>".into());
+        let s = &scores[1];
         assert_eq!(
             (s.reward, s.correct, s.well_formed),
             (Some(0.0), Some(false), false)

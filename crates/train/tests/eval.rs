@@ -18,12 +18,7 @@ fn sft_then_eval_scores_the_learned_task() {
     };
     let items: Vec<Item> = (0..5)
         .flat_map(|a| (0..4).map(move |b| (a, b)))
-        .map(|(a, b)| Item {
-            problem: format!("{a}+{b}"),
-            answer: Some((a + b).to_string()),
-            numbers: None,
-            target: None,
-        })
+        .map(|(a, b)| Item::new(format!("{a}+{b}"), Some((a + b).to_string()), None, None))
         .collect();
     let examples: Vec<Example> = items
         .iter()

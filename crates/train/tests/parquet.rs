@@ -74,6 +74,18 @@ fn math_zstd_large_strings_and_countdown_gzip_lists() {
     assert_eq!(items.len(), 2);
     assert_eq!(items[1].problem, "Solve $x + 2 = 5$.");
     assert_eq!(items[1].answer.as_deref(), Some("$x = \\boxed{3}$"));
+    // Every other column reaches the row external rewards see; the prompt column does not.
+    let row = &items[1].row;
+    assert_eq!(row["solution"], "$x = \\boxed{3}$");
+    assert_eq!(
+        (&row["level"], &row["type"]),
+        (&"Level 2".into(), &"Algebra".into())
+    );
+    assert_eq!(
+        row["extra"], "\u{2}",
+        "binary columns holding UTF-8 read as text"
+    );
+    assert!(!row.contains_key("problem"));
 
     // TinyZero's Countdown files have only `nums` and `target`: the problem text is built.
     let f = Fields {
@@ -81,6 +93,8 @@ fn math_zstd_large_strings_and_countdown_gzip_lists() {
         ..Fields::default()
     };
     let (items, _) = read_items(&fixture("countdown.parquet"), &f, MissingAnswer::Error).unwrap();
+    let row: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"nums": [3, 8, 1], "target": 24}"#).unwrap();
     assert_eq!(
         items[0],
         Item {
@@ -88,6 +102,7 @@ fn math_zstd_large_strings_and_countdown_gzip_lists() {
             answer: None,
             numbers: Some(vec![3, 8, 1]),
             target: Some(24),
+            row,
         }
     );
     assert_eq!(

@@ -4,10 +4,19 @@
 //! is the validated list. Each term returns `Option<f32>`; `None` means "cannot judge" (no
 //! reference answer, no think block for the language reward) and is excluded from the sum, as
 //! TRL does with its NaN rewards, never counted as 0. This file holds no verification logic.
+//!
+//! Two kinds of term: built-in verifiers, pure functions of one completion, and external terms
+//! (a [`BatchReward`]: a user's program, an HTTP server, …), started once by [`Reward::new`]
+//! and called once per batch by [`Reward::score_batch`]. Within a batch the external terms run
+//! on their own threads, concurrently with each other and with the built-in verifiers, so a
+//! slow program costs max(program, verifiers), not the sum.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::arithmetic::arithmetic_reward;
+use crate::batch::{BatchReward, Judgement, RewardInput};
 use crate::countdown::countdown_reward;
 use crate::extract::{extract, ExtractConfig};
 use crate::format::{format_reward, ThinkRule};
@@ -105,7 +114,42 @@ impl RewardSpec {
         )
     }
 
-    /// This term alone on one completion.
+    /// Whether the term is judged outside aha, a batch at a time (see [`BatchReward`]).
+    pub fn is_external(&self) -> bool {
+        match self {
+            RewardSpec::Math { .. }
+            | RewardSpec::Format { .. }
+            | RewardSpec::Arithmetic { .. }
+            | RewardSpec::Countdown { .. }
+            | RewardSpec::Language { .. } => false,
+        }
+    }
+
+    /// Checks what can be checked without starting anything (weights, commands, URLs).
+    fn check(&self, index: usize) -> Result<(), Error> {
+        if !self.weight().is_finite() {
+            return Err(Error::BadWeight {
+                index,
+                kind: self.kind(),
+                weight: self.weight(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts an external term (spawns its program, builds its client); `None` for built-ins.
+    fn start(&self) -> Result<Option<Arc<dyn BatchReward>>, Error> {
+        match self {
+            RewardSpec::Math { .. }
+            | RewardSpec::Format { .. }
+            | RewardSpec::Arithmetic { .. }
+            | RewardSpec::Countdown { .. }
+            | RewardSpec::Language { .. } => Ok(None),
+        }
+    }
+
+    /// This built-in term alone on one completion; `None` for an external term (which judges
+    /// batches: see [`Reward::score_batch`]).
     pub fn score(&self, completion: &str, reference: &Reference<'_>) -> Option<f32> {
         match self {
             RewardSpec::Math { extract: cfg, .. } => {
@@ -171,39 +215,66 @@ pub struct Scored {
     pub components: Vec<Option<f32>>,
 }
 
-/// A validated, weighted list of verifiers.
-#[derive(Clone, Debug, PartialEq)]
+/// A validated, weighted list of verifiers, with its external terms started. Cloning shares
+/// the started terms (one program per term, however many clones).
+#[derive(Clone)]
 pub struct Reward {
     specs: Vec<RewardSpec>,
     names: Vec<String>,
+    /// Aligned with `specs`: the started external terms.
+    external: Vec<Option<Arc<dyn BatchReward>>>,
+}
+
+impl std::fmt::Debug for Reward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reward")
+            .field("specs", &self.specs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reward {
-    /// Validates a list of terms: at least one, finite weights. Terms of the same kind are named
-    /// `math`, `math_2`, ….
-    pub fn new(specs: Vec<RewardSpec>) -> Result<Reward, Error> {
+    /// Validates a list of terms (at least one, finite weights, well-formed external terms)
+    /// without starting anything: what config validation uses.
+    pub fn check(specs: &[RewardSpec]) -> Result<(), Error> {
         if specs.is_empty() {
             return Err(Error::NoTerms);
         }
-        let mut names: Vec<String> = Vec::with_capacity(specs.len());
-        for (index, spec) in specs.iter().enumerate() {
-            if !spec.weight().is_finite() {
-                return Err(Error::BadWeight {
-                    index,
-                    kind: spec.kind(),
-                    weight: spec.weight(),
-                });
-            }
-            let seen = specs[..index]
-                .iter()
-                .filter(|s| s.kind() == spec.kind())
-                .count();
-            names.push(match seen {
-                0 => spec.kind().to_string(),
-                n => format!("{}_{}", spec.kind(), n + 1),
-            });
-        }
-        Ok(Reward { specs, names })
+        specs.iter().enumerate().try_for_each(|(i, s)| s.check(i))
+    }
+
+    /// Validates a list of terms and starts the external ones. Terms of the same kind are named
+    /// `math`, `math_2`, ….
+    pub fn new(specs: Vec<RewardSpec>) -> Result<Reward, Error> {
+        Reward::check(&specs)?;
+        let names = specs
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| {
+                let seen = specs[..index]
+                    .iter()
+                    .filter(|s| s.kind() == spec.kind())
+                    .count();
+                match seen {
+                    0 => spec.kind().to_string(),
+                    n => format!("{}_{}", spec.kind(), n + 1),
+                }
+            })
+            .collect();
+        let external = specs
+            .iter()
+            .map(RewardSpec::start)
+            .collect::<Result<_, _>>()?;
+        Ok(Reward {
+            specs,
+            names,
+            external,
+        })
+    }
+
+    /// Whether any term judges outside aha (so scoring can fail and is worth batching).
+    pub fn has_external(&self) -> bool {
+        self.external.iter().any(Option::is_some)
     }
 
     /// Term names, in order, for logging.
@@ -216,29 +287,102 @@ impl Reward {
         &self.specs
     }
 
-    /// Scores one completion.
+    /// Scores one completion with the built-in terms; external terms count as "cannot judge"
+    /// here. Callers whose reward may have external terms use [`Reward::score_batch`].
     pub fn score(&self, completion: &str, reference: &Reference<'_>) -> Scored {
-        let components: Vec<Option<f32>> = self
-            .specs
-            .iter()
-            .map(|s| s.score(completion, reference))
-            .collect();
+        self.combine(&self.builtin_judgements(completion, reference))
+    }
+
+    /// Scores a batch: `inputs[i]` is judged against `references[i]`. Each external term is
+    /// called once with the whole batch, on its own thread, while this thread runs the built-in
+    /// terms. An external term's failure (its program died, its server answered garbage) is the
+    /// error; no partial result is returned.
+    pub fn score_batch(
+        &self,
+        inputs: &[RewardInput<'_>],
+        references: &[Reference<'_>],
+    ) -> Result<Vec<Scored>, Error> {
+        if inputs.len() != references.len() {
+            return Err(Error::Batch(format!(
+                "{} inputs but {} references",
+                inputs.len(),
+                references.len()
+            )));
+        }
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // (N, terms): built-in verdicts, then external ones filled in per term.
+        let mut judged: Vec<Vec<Judgement>> = std::thread::scope(|scope| {
+            let running: Vec<_> = (self.external.iter().enumerate())
+                .filter_map(|(t, ext)| Some((t, ext.as_ref()?)))
+                .map(|(t, ext)| (t, scope.spawn(move || ext.score_batch(inputs))))
+                .collect();
+            let mut judged: Vec<Vec<Judgement>> = inputs
+                .iter()
+                .zip(references)
+                .map(|(input, reference)| self.builtin_judgements(input.completion, reference))
+                .collect();
+            for (t, handle) in running {
+                let verdicts = handle.join().map_err(|_| {
+                    Error::Batch(format!("reward term `{}` panicked", self.names[t]))
+                })??;
+                if verdicts.len() != inputs.len() {
+                    return Err(Error::Batch(format!(
+                        "reward term `{}` returned {} verdicts for {} inputs",
+                        self.names[t],
+                        verdicts.len(),
+                        inputs.len()
+                    )));
+                }
+                for (row, v) in judged.iter_mut().zip(verdicts) {
+                    row[t] = v;
+                }
+            }
+            Ok::<_, Error>(judged)
+        })?;
+        Ok(judged.iter_mut().map(|j| self.combine(j)).collect())
+    }
+
+    /// Every built-in term's verdict (`correct` set by accuracy terms); external terms are left
+    /// empty for [`Reward::score_batch`] to fill in.
+    fn builtin_judgements(&self, completion: &str, reference: &Reference<'_>) -> Vec<Judgement> {
+        (self.specs.iter().zip(&self.external))
+            .map(|(spec, ext)| {
+                if ext.is_some() {
+                    return Judgement::default();
+                }
+                let reward = spec.score(completion, reference);
+                Judgement {
+                    reward,
+                    correct: spec
+                        .is_accuracy()
+                        .then(|| reward.map(|v| v >= 1.0))
+                        .flatten(),
+                }
+            })
+            .collect()
+    }
+
+    /// Σ weight × value over the terms that judged; `correct` from the first accuracy term
+    /// (an external term counts as one where it reports `correct`).
+    fn combine(&self, judged: &[Judgement]) -> Scored {
         let mut reward = None;
-        for (spec, value) in self.specs.iter().zip(&components) {
-            if let (Some(v), true) = (value, spec.weight() != 0.0) {
+        for (spec, j) in self.specs.iter().zip(judged) {
+            if let (Some(v), true) = (j.reward, spec.weight() != 0.0) {
                 *reward.get_or_insert(0.0) += spec.weight() * v;
             }
         }
-        let correct = self
-            .specs
-            .iter()
-            .position(RewardSpec::is_accuracy)
-            .and_then(|i| components[i])
-            .map(|v| v >= 1.0);
+        let correct = (self.specs.iter().zip(&self.external).zip(judged))
+            .find(|((s, ext), j)| match ext {
+                Some(_) => j.correct.is_some(),
+                None => s.is_accuracy(),
+            })
+            .and_then(|(_, j)| j.correct);
         Scored {
             reward,
             correct,
-            components,
+            components: judged.iter().map(|j| j.reward).collect(),
         }
     }
 }
@@ -317,5 +461,70 @@ mod tests {
                 .reward,
             None
         );
+    }
+
+    /// An external term that echoes a row field, so the test sees which row reached it.
+    struct RowReward;
+
+    impl BatchReward for RowReward {
+        fn score_batch(&self, inputs: &[RewardInput<'_>]) -> Result<Vec<Judgement>, Error> {
+            Ok(inputs
+                .iter()
+                .map(|i| Judgement {
+                    reward: i
+                        .row
+                        .get("score")
+                        .and_then(serde_json::Value::as_f64)
+                        .map(|x| x as f32),
+                    correct: i.row.get("ok").and_then(serde_json::Value::as_bool),
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn batch_combines_external_and_builtin_terms() {
+        let mut r = Reward::new(vec![
+            RewardSpec::Format {
+                weight: 0.5,
+                think: ThinkRule::Required,
+            },
+            RewardSpec::Format {
+                weight: 2.0,
+                think: ThinkRule::Required,
+            },
+        ])
+        .unwrap();
+        // The second term stands in for an external one.
+        r.external[1] = Some(Arc::new(RowReward));
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = [
+            r#"{"score": 0.25, "ok": true}"#,
+            r#"{"score": null}"#,
+            r#"{"score": 1}"#,
+        ]
+        .iter()
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+        let inputs: Vec<RewardInput<'_>> = (rows.iter().enumerate())
+            .map(|(id, row)| RewardInput {
+                id,
+                prompt: "p",
+                completion: "<think>a</think><answer>1</answer>",
+                row,
+            })
+            .collect();
+        let refs = vec![Reference::default(); 3];
+        let s = r.score_batch(&inputs, &refs).unwrap();
+        assert_eq!(s[0].reward, Some(0.5 + 2.0 * 0.25));
+        assert_eq!(s[0].correct, Some(true));
+        assert_eq!(s[1].components, vec![Some(1.0), None], "null is excluded");
+        assert_eq!((s[1].reward, s[1].correct), (Some(0.5), None));
+        assert_eq!(s[2].reward, Some(2.5));
+        assert!(matches!(
+            r.score_batch(&inputs, &refs[..2]),
+            Err(Error::Batch(_))
+        ));
+        // The one-completion path leaves the external term unjudged.
+        assert_eq!(r.score("x", &Reference::default()).components[1], None);
     }
 }

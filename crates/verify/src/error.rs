@@ -1,5 +1,6 @@
-//! The crate's error type: configuration mistakes and malformed JSONL input. Verifiers
-//! themselves never fail; they return `None` when they cannot judge.
+//! The crate's error type: configuration mistakes, malformed JSONL input, and external rewards
+//! that fail (a program that dies, a server that errs). Built-in verifiers never fail; they
+//! return `None` when they cannot judge.
 
 /// Errors from building a reward or scoring a file.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,10 @@ pub enum Error {
         file: String,
         source: std::io::Error,
     },
+    /// A batch that cannot be scored as given (mismatched lengths, a term that broke its
+    /// contract).
+    #[error("scoring a batch: {0}")]
+    Batch(String),
     #[error("writing scores: {0}")]
     Write(#[source] std::io::Error),
 }

@@ -1,7 +1,9 @@
 //! Scoring a JSONL file of completions: the library side of `aha reward`.
 //!
 //! Input lines are `{"completion": "...", "answer": "..."}` (Countdown: `"numbers"` and
-//! `"target"` instead of, or beside, `"answer"`); other fields are ignored, blank lines skipped.
+//! `"target"` instead of, or beside, `"answer"`); blank lines are skipped. Every field but
+//! `completion` and `prompt` is the row an external term (a reward program, a server) sees;
+//! lines are scored in batches of [`BATCH_LINES`] so such a term is called once per batch.
 //! Output lines are `{"reward": float|null, "correct": bool|null, "components": {...}}`, one per
 //! input line, in order. A malformed line is an error naming the file and 1-based line, raised
 //! before its output is written; nothing is skipped silently. No CLI parsing happens here.
@@ -11,6 +13,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::batch::RewardInput;
 use crate::compose::{Reference, Reward, RewardSpec};
 use crate::extract::ExtractConfig;
 use crate::format::ThinkRule;
@@ -106,16 +109,67 @@ pub struct Summary {
     pub mean_reward: Option<f64>,
 }
 
-#[derive(Deserialize)]
+/// One parsed input line: the completion, the fields built-in verifiers read, and the row.
 struct InputLine {
     completion: String,
-    #[serde(default)]
-    answer: Option<serde_json::Value>,
-    #[serde(default)]
+    prompt: String,
+    answer: Option<String>,
     numbers: Option<Vec<i64>>,
-    #[serde(default)]
     target: Option<i64>,
+    /// Every field but `completion` and `prompt`, for external terms.
+    row: serde_json::Map<String, serde_json::Value>,
 }
+
+impl InputLine {
+    fn parse(line: &str) -> Result<InputLine, String> {
+        use serde_json::Value;
+        let mut row = match serde_json::from_str(line).map_err(|e| e.to_string())? {
+            Value::Object(m) => m,
+            _ => return Err("expected a JSON object".into()),
+        };
+        let completion = match row.remove("completion") {
+            Some(Value::String(s)) => s,
+            Some(other) => return Err(format!("\"completion\" must be a string, got {other}")),
+            None => return Err("missing field \"completion\"".into()),
+        };
+        let prompt = match row.remove("prompt") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(other) => return Err(format!("\"prompt\" must be a string, got {other}")),
+        };
+        let answer = match row.get("answer") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(other) => return Err(format!("\"answer\" must be a string, got {other}")),
+        };
+        let numbers = match row.get("numbers") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value(v.clone())
+                    .map_err(|_| format!("\"numbers\" must be an array of integers, got {v}"))?,
+            ),
+        };
+        let target = match row.get("target") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_i64()
+                    .ok_or_else(|| format!("\"target\" must be an integer, got {v}"))?,
+            ),
+        };
+        Ok(InputLine {
+            completion,
+            prompt,
+            answer,
+            numbers,
+            target,
+            row,
+        })
+    }
+}
+
+/// Lines scored per call of the reward: external terms see batches of this size.
+const BATCH_LINES: usize = 256;
 
 #[derive(Serialize)]
 struct OutputLine<'a> {
@@ -163,58 +217,93 @@ fn score_lines(
     let (need_answer, need_countdown) = task.map_or((false, false), Task::needs);
     let mut sum = Summary::default();
     let mut total = 0.0f64;
+    let mut batch: Vec<InputLine> = Vec::with_capacity(BATCH_LINES);
+    let mut flush = |batch: &mut Vec<InputLine>, output: &mut dyn Write| -> Result<(), Error> {
+        for scored in score_batch(reward, batch)? {
+            let out = OutputLine {
+                reward: scored.reward,
+                correct: scored.correct,
+                components: Components(reward.names(), &scored.components),
+            };
+            serde_json::to_writer(&mut *output, &out).map_err(|e| Error::Write(e.into()))?;
+            output.write_all(b"\n").map_err(Error::Write)?;
+            sum.lines += 1;
+            if let Some(r) = scored.reward {
+                sum.judged += 1;
+                total += f64::from(r);
+            }
+            if let Some(c) = scored.correct {
+                sum.correct_judged += 1;
+                sum.correct += usize::from(c);
+            }
+        }
+        batch.clear();
+        Ok(())
+    };
     for (i, line) in input.lines().enumerate() {
         let at = |message: String| Error::Line {
             file: input_name.to_string(),
             line: i + 1,
             message,
         };
-        let line = line.map_err(|source| Error::Read {
-            file: input_name.to_string(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: InputLine = serde_json::from_str(&line).map_err(|e| at(e.to_string()))?;
-        let answer = match &row.answer {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-            Some(other) => return Err(at(format!("\"answer\" must be a string, got {other}"))),
-        };
-        if need_answer && answer.is_none() {
-            return Err(at("missing field \"answer\"".into()));
-        }
-        if need_countdown && (row.numbers.is_none() || row.target.is_none()) {
-            return Err(at("countdown needs \"numbers\" and \"target\"".into()));
-        }
-        let reference = Reference {
-            answer: answer.as_deref(),
-            numbers: row.numbers.as_deref(),
-            target: row.target,
-        };
-        let scored = reward.score(&row.completion, &reference);
-        let out = OutputLine {
-            reward: scored.reward,
-            correct: scored.correct,
-            components: Components(reward.names(), &scored.components),
-        };
-        serde_json::to_writer(&mut output, &out).map_err(|e| Error::Write(e.into()))?;
-        output.write_all(b"\n").map_err(Error::Write)?;
-        sum.lines += 1;
-        if let Some(r) = scored.reward {
-            sum.judged += 1;
-            total += f64::from(r);
-        }
-        if let Some(c) = scored.correct {
-            sum.correct_judged += 1;
-            sum.correct += usize::from(c);
+        let parsed = line
+            .map_err(|source| Error::Read {
+                file: input_name.to_string(),
+                source,
+            })
+            .and_then(|line| match line.trim().is_empty() {
+                true => Ok(None),
+                false => InputLine::parse(&line).map(Some).map_err(at),
+            })
+            .and_then(|row| match row {
+                Some(row) if need_answer && row.answer.is_none() => {
+                    Err(at("missing field \"answer\"".into()))
+                }
+                Some(row) if need_countdown && (row.numbers.is_none() || row.target.is_none()) => {
+                    Err(at("countdown needs \"numbers\" and \"target\"".into()))
+                }
+                row => Ok(row),
+            });
+        match parsed {
+            Ok(None) => {}
+            Ok(Some(row)) => {
+                batch.push(row);
+                if batch.len() == BATCH_LINES {
+                    flush(&mut batch, &mut output)?;
+                }
+            }
+            Err(e) => {
+                // The lines before the bad one are scored and written first.
+                flush(&mut batch, &mut output)?;
+                output.flush().map_err(Error::Write)?;
+                return Err(e);
+            }
         }
     }
+    flush(&mut batch, &mut output)?;
     output.flush().map_err(Error::Write)?;
     sum.mean_reward = (sum.judged > 0).then(|| total / sum.judged as f64);
     Ok(sum)
+}
+
+fn score_batch(reward: &Reward, batch: &[InputLine]) -> Result<Vec<crate::Scored>, Error> {
+    let inputs: Vec<RewardInput<'_>> = (batch.iter().enumerate())
+        .map(|(id, l)| RewardInput {
+            id,
+            prompt: &l.prompt,
+            completion: &l.completion,
+            row: &l.row,
+        })
+        .collect();
+    let references: Vec<Reference<'_>> = batch
+        .iter()
+        .map(|l| Reference {
+            answer: l.answer.as_deref(),
+            numbers: l.numbers.as_deref(),
+            target: l.target,
+        })
+        .collect();
+    reward.score_batch(&inputs, &references)
 }
 
 #[cfg(test)]

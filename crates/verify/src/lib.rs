@@ -18,6 +18,10 @@
 //! - [`code::CodeRunner`] runs a completion's last python block against test cases in a
 //!   bubblewrap sandbox (see [`code`]).
 //!
+//! External terms — rewards judged outside aha, a batch at a time — implement [`BatchReward`]
+//! over [`RewardInput`]s (completion, prompt and the dataset row) and return [`Judgement`]s;
+//! [`Reward::score_batch`] runs them beside the built-in terms.
+//!
 //! [`score_jsonl`] scores a JSONL file for a [`Task`] (the library side of `aha reward`).
 //!
 //! Every verifier does bounded work on any input: answers over 1000 bytes are refused, parsing
@@ -38,6 +42,7 @@
 //! ```
 
 pub mod arithmetic;
+pub mod batch;
 pub mod code;
 pub mod compose;
 pub mod countdown;
@@ -53,6 +58,7 @@ pub mod math;
 pub mod rational;
 
 pub use arithmetic::arithmetic_reward;
+pub use batch::{BatchReward, Judgement, RewardInput};
 pub use compose::{Reference, Reward, RewardSpec, Scored};
 pub use countdown::countdown_reward;
 pub use error::Error;

@@ -107,11 +107,14 @@ pub fn row_item(
         (None, Some(n), Some(t)) => synthetic::countdown_problem(n, t),
         (None, _, _) => return Err(format!("missing field `{}`", fields.prompt)),
     };
+    let mut rest = row.clone();
+    rest.remove(&fields.prompt);
     let item = Item {
         problem,
         answer,
         numbers,
         target,
+        row: rest,
     };
     Ok(item.has_reference().then_some(item))
 }
@@ -140,6 +143,11 @@ mod tests {
         let (items, skipped) = read_items(&p, &f, MissingAnswer::Error).unwrap();
         assert_eq!(skipped, 0);
         assert_eq!(items[0].answer.as_deref(), Some("2"));
+        // The row external rewards see: every field but the prompt.
+        assert_eq!(
+            Value::Object(items[0].row.clone()),
+            serde_json::json!({"a": 2})
+        );
         assert_eq!(items[1].numbers, Some(vec![1, 2]));
 
         let p = write(

@@ -19,12 +19,15 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 pub use template::PromptTemplate;
 
 use crate::{Error, Result};
 
 /// One problem: the text the template wraps, and what its completions are judged against.
+/// Built-in verifiers read the typed fields; external rewards (a user's program or server)
+/// get `row`, the dataset row's every field but the prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub problem: String,
@@ -36,9 +39,40 @@ pub struct Item {
     /// Countdown: the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<i64>,
+    /// The row's fields other than the prompt (answer, tests, ids, …), as read.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub row: Map<String, Value>,
 }
 
 impl Item {
+    /// An item made in code (synthetic tasks, tests): its row holds the reference fields that
+    /// are set, under their default names, so external rewards see `answer` or
+    /// `numbers`/`target` as they would from a file.
+    pub fn new(
+        problem: String,
+        answer: Option<String>,
+        numbers: Option<Vec<i64>>,
+        target: Option<i64>,
+    ) -> Item {
+        let mut row = Map::new();
+        if let Some(a) = &answer {
+            row.insert("answer".into(), Value::String(a.clone()));
+        }
+        if let Some(n) = &numbers {
+            row.insert("numbers".into(), Value::from(n.clone()));
+        }
+        if let Some(t) = target {
+            row.insert("target".into(), Value::from(t));
+        }
+        Item {
+            problem,
+            answer,
+            numbers,
+            target,
+            row,
+        }
+    }
+
     pub fn reference(&self) -> Reference<'_> {
         Reference {
             answer: self.answer.as_deref(),
@@ -321,12 +355,7 @@ mod tests {
         Dataset::Rows {
             path: "x.jsonl".into(),
             items: (0..n)
-                .map(|i| Item {
-                    problem: i.to_string(),
-                    answer: Some(i.to_string()),
-                    numbers: None,
-                    target: None,
-                })
+                .map(|i| Item::new(i.to_string(), Some(i.to_string()), None, None))
                 .collect(),
         }
     }

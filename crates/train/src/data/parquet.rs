@@ -1,8 +1,9 @@
 //! Reading Parquet datasets (what Hugging Face datasets ship) as the JSON objects the JSONL
 //! readers validate, so both formats share one validation path and one set of messages.
 //!
-//! Only the columns a reader asks for are decoded (a MATH file's other columns are never read).
-//! Rows are numbered from 1 across row groups and reported in the `line` slot of
+//! [`read_rows`] decodes only the columns a reader asks for. GRPO problems ([`read_items`]) keep
+//! every column, because external rewards see the whole row (a code task's `tests`); a column of
+//! a type with no JSON form here is then left out of the row unless the reader needs it. Rows are numbered from 1 across row groups and reported in the `line` slot of
 //! [`Error::Data`], so `train.parquet:3: …` is the third row. Text comes from string columns
 //! (binary columns holding UTF-8 are accepted too), numbers from integer and float columns, arrays
 //! from lists, objects from structs (chat `messages` as `list<struct<role, content>>`); decimals,
@@ -58,6 +59,16 @@ impl Rows {
 
 /// Reads the columns `wanted` (those the file has) of every row of `path`.
 pub fn read_rows(path: &Path, wanted: &[&str]) -> Result<Rows> {
+    read_columns(path, Some(wanted), wanted)
+}
+
+/// Reads every column of every row; a value that has no JSON form is an error in a `required`
+/// column and left out of its row elsewhere.
+pub fn read_all_rows(path: &Path, required: &[&str]) -> Result<Rows> {
+    read_columns(path, None, required)
+}
+
+fn read_columns(path: &Path, wanted: Option<&[&str]>, required: &[&str]) -> Result<Rows> {
     let bad_file = |e: ::parquet::errors::ParquetError| Error::Data {
         path: path.into(),
         line: 0,
@@ -74,7 +85,7 @@ pub fn read_rows(path: &Path, wanted: &[&str]) -> Result<Rows> {
     let keep: Vec<Arc<Type>> = root
         .get_fields()
         .iter()
-        .filter(|f| wanted.contains(&f.name()))
+        .filter(|f| wanted.is_none_or(|w| w.contains(&f.name())))
         .cloned()
         .collect();
     if keep.is_empty() {
@@ -99,8 +110,15 @@ pub fn read_rows(path: &Path, wanted: &[&str]) -> Result<Rows> {
         let row = row.map_err(|e| at(format!("cannot decode the row: {e}")))?;
         let mut object = Map::new();
         for (name, field) in row.get_column_iter() {
-            let value = to_json(field).map_err(|why| at(format!("column `{name}`: {why}")))?;
-            object.insert(name.clone(), value);
+            match to_json(field) {
+                Ok(value) => {
+                    object.insert(name.clone(), value);
+                }
+                Err(why) if required.contains(&name.as_str()) => {
+                    return Err(at(format!("column `{name}`: {why}")))
+                }
+                Err(_) => {}
+            }
         }
         rows.push(object);
     }
@@ -171,7 +189,7 @@ pub fn read_items(
         &fields.numbers,
         &fields.target,
     ];
-    let table = read_rows(path, &wanted)?;
+    let table = read_all_rows(path, &wanted)?;
     let countdown = table.has(&fields.numbers) && table.has(&fields.target);
     if !table.has(&fields.prompt) && !countdown {
         return Err(table.missing(path, &format!("no column `{}`", fields.prompt)));

@@ -15,12 +15,7 @@ pub fn addition<R: Rng>(rng: &mut R, digits: usize) -> Item {
     let hi = 10u64.pow(digits as u32);
     let a = rng.gen_range(lo..hi);
     let b = rng.gen_range(lo..hi);
-    Item {
-        problem: format!("{a}+{b}"),
-        answer: Some((a + b).to_string()),
-        numbers: None,
-        target: None,
-    }
+    Item::new(format!("{a}+{b}"), Some((a + b).to_string()), None, None)
 }
 
 /// A Countdown problem; `solution` is one expression that reaches the target.
@@ -50,12 +45,12 @@ pub fn countdown_with_solution<R: Rng>(rng: &mut R, count: usize, max: i64) -> (
         };
         expr = format!("({expr} {op} {n})");
     }
-    let item = Item {
-        problem: countdown_problem(&numbers, acc),
-        answer: None,
-        numbers: Some(numbers),
-        target: Some(acc),
-    };
+    let item = Item::new(
+        countdown_problem(&numbers, acc),
+        None,
+        Some(numbers),
+        Some(acc),
+    );
     (item, expr)
 }
 

@@ -267,12 +267,12 @@ fn grpo_items(cfg: &DemoConfig, held_out: &HashSet<Problem>) -> Vec<Item> {
     while out.len() < n {
         let p = Problem::sample(&mut rng, cfg.digits);
         if !held_out.contains(&p) {
-            out.push(Item {
-                problem: format!("{}+{}", p.a, p.b),
-                answer: Some(p.answer()),
-                numbers: None,
-                target: None,
-            });
+            out.push(Item::new(
+                format!("{}+{}", p.a, p.b),
+                Some(p.answer()),
+                None,
+                None,
+            ));
         }
     }
     out
