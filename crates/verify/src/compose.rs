@@ -12,11 +12,13 @@
 //! slow program costs max(program, verifiers), not the sum.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::arithmetic::arithmetic_reward;
 use crate::batch::{BatchReward, Judgement, RewardInput};
+use crate::command::CommandReward;
 use crate::countdown::countdown_reward;
 use crate::extract::{extract, ExtractConfig};
 use crate::format::{format_reward, ThinkRule};
@@ -81,6 +83,25 @@ pub enum RewardSpec {
         #[serde(default)]
         think: ThinkRule,
     },
+    /// The user's own program, spoken to in JSON lines over stdio (see `command.rs`).
+    Command {
+        weight: f32,
+        /// Program and arguments, e.g. `["python3", "my_reward.py"]`, run from aha's working
+        /// directory.
+        command: Vec<String>,
+        /// Seconds the program may take to answer one batch.
+        #[serde(default = "sixty")]
+        timeout_s: f64,
+    },
+}
+
+fn sixty() -> f64 {
+    60.0
+}
+
+/// A timeout in seconds as a duration; `None` unless positive and finite.
+fn seconds(s: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero())
 }
 
 impl RewardSpec {
@@ -92,6 +113,7 @@ impl RewardSpec {
             RewardSpec::Arithmetic { .. } => "arithmetic",
             RewardSpec::Countdown { .. } => "countdown",
             RewardSpec::Language { .. } => "language",
+            RewardSpec::Command { .. } => "command",
         }
     }
 
@@ -102,7 +124,8 @@ impl RewardSpec {
             | RewardSpec::Format { weight, .. }
             | RewardSpec::Arithmetic { weight, .. }
             | RewardSpec::Countdown { weight, .. }
-            | RewardSpec::Language { weight, .. } => *weight,
+            | RewardSpec::Language { weight, .. }
+            | RewardSpec::Command { weight, .. } => *weight,
         }
     }
 
@@ -122,6 +145,7 @@ impl RewardSpec {
             | RewardSpec::Arithmetic { .. }
             | RewardSpec::Countdown { .. }
             | RewardSpec::Language { .. } => false,
+            RewardSpec::Command { .. } => true,
         }
     }
 
@@ -134,6 +158,28 @@ impl RewardSpec {
                 weight: self.weight(),
             });
         }
+        let bad = |message: String| Error::BadTerm {
+            index,
+            kind: self.kind(),
+            message,
+        };
+        match self {
+            RewardSpec::Command {
+                command, timeout_s, ..
+            } => {
+                if command.first().is_none_or(|p| p.is_empty()) {
+                    return Err(bad("`command` must name a program".into()));
+                }
+                if seconds(*timeout_s).is_none() {
+                    return Err(bad(format!("timeout_s = {timeout_s} must be > 0")));
+                }
+            }
+            RewardSpec::Math { .. }
+            | RewardSpec::Format { .. }
+            | RewardSpec::Arithmetic { .. }
+            | RewardSpec::Countdown { .. }
+            | RewardSpec::Language { .. } => {}
+        }
         Ok(())
     }
 
@@ -145,6 +191,12 @@ impl RewardSpec {
             | RewardSpec::Arithmetic { .. }
             | RewardSpec::Countdown { .. }
             | RewardSpec::Language { .. } => Ok(None),
+            RewardSpec::Command {
+                command, timeout_s, ..
+            } => {
+                let timeout = seconds(*timeout_s).unwrap_or(Duration::from_secs(60));
+                Ok(Some(Arc::new(CommandReward::start(command, timeout)?)))
+            }
         }
     }
 
@@ -176,6 +228,7 @@ impl RewardSpec {
             RewardSpec::Language { script, think, .. } => {
                 language_reward(completion, *script, *think)
             }
+            RewardSpec::Command { .. } => None,
         }
     }
 }

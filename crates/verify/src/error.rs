@@ -13,6 +13,12 @@ pub enum Error {
         kind: &'static str,
         weight: f32,
     },
+    #[error("reward term {index} ({kind}): {message}")]
+    BadTerm {
+        index: usize,
+        kind: &'static str,
+        message: String,
+    },
     #[error("unknown task {0:?} (expected one of: math, countdown, arithmetic, format)")]
     UnknownTask(String),
     #[error("{file}:{line}: {message}")]
@@ -30,6 +36,10 @@ pub enum Error {
     /// contract).
     #[error("scoring a batch: {0}")]
     Batch(String),
+    /// A reward program (`kind = "command"`) that could not start, died, hung or broke the
+    /// protocol; `message` ends with its exit status and last stderr lines where known.
+    #[error("reward command `{command}` {message}")]
+    Command { command: String, message: String },
     #[error("writing scores: {0}")]
     Write(#[source] std::io::Error),
 }

@@ -44,6 +44,7 @@
 pub mod arithmetic;
 pub mod batch;
 pub mod code;
+pub mod command;
 pub mod compose;
 pub mod countdown;
 mod error;
@@ -59,6 +60,7 @@ pub mod rational;
 
 pub use arithmetic::arithmetic_reward;
 pub use batch::{BatchReward, Judgement, RewardInput};
+pub use command::CommandReward;
 pub use compose::{Reference, Reward, RewardSpec, Scored};
 pub use countdown::countdown_reward;
 pub use error::Error;
