@@ -1,4 +1,5 @@
-//! `aha reward`: score a JSONL file of completions with rule-based verifiers.
+//! `aha reward`: score a JSONL file of completions with rule-based verifiers, a reward program
+//! (`--command`) or a reward server (`--url`).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -24,11 +25,20 @@ pub enum TaskName {
 #[command(after_help = "\
 Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown also takes \"numbers\" and \"target\").
 Output lines, in input order: {\"reward\": float|null, \"correct\": bool|null, \"components\": {...}}.
-A reward of null means no verifier could judge the line (it is excluded, never counted as 0).")]
+A reward of null means no verifier could judge the line (it is excluded, never counted as 0).
+--command and --url each add a term of weight 1 (beside --task's, if given); they see every
+field of the line, in batches of 256 lines. Their protocols: docs/rewards.md.")]
 pub struct Args {
-    /// Which verifier to apply.
-    #[arg(long, value_enum)]
-    task: TaskName,
+    /// Which verifier to apply (optional with --command or --url).
+    #[arg(long, value_enum, required_unless_present_any = ["command", "url"])]
+    task: Option<TaskName>,
+    /// A reward program, started once and sent one JSON line per completion, e.g.
+    /// "python3 my_reward.py" (split like a shell command line).
+    #[arg(long)]
+    command: Option<String>,
+    /// Seconds the reward program may take to answer one batch.
+    #[arg(long, default_value_t = 60.0)]
+    timeout_s: f64,
     /// JSONL file of completions.
     #[arg(long)]
     input: PathBuf,
@@ -38,12 +48,25 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let task = match args.task {
+    let task = args.task.map(|t| match t {
         TaskName::Math => aha_verify::Task::Math,
         TaskName::Countdown => aha_verify::Task::Countdown,
         TaskName::Arithmetic => aha_verify::Task::Arithmetic,
         TaskName::Format => aha_verify::Task::Format,
-    };
+    });
+    let mut external = Vec::new();
+    if let Some(line) = &args.command {
+        let command = shlex::split(line)
+            .filter(|words| !words.is_empty())
+            .with_context(|| {
+                format!("--command {line:?}: not a command line (unbalanced quotes?)")
+            })?;
+        external.push(aha_verify::RewardSpec::Command {
+            weight: 1.0,
+            command,
+            timeout_s: args.timeout_s,
+        });
+    }
     let input =
         File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
     let out: Box<dyn Write> = match &args.output {
@@ -52,8 +75,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut out = BufWriter::new(out);
     let name = args.input.display().to_string();
-    let summary = aha_verify::score_jsonl(task, BufReader::new(input), &name, &mut out)
-        .with_context(|| format!("scoring {name} (lines before the failing one were written)"))?;
+    let scored = match (task, external.is_empty()) {
+        (Some(task), true) => aha_verify::score_jsonl(task, BufReader::new(input), &name, &mut out),
+        (task, _) => {
+            let mut specs = task.map_or(Vec::new(), |t| t.reward().specs().to_vec());
+            specs.extend(external);
+            let reward = aha_verify::Reward::new(specs)?;
+            aha_verify::score_jsonl_with(&reward, BufReader::new(input), &name, &mut out)
+        }
+    };
+    let summary = scored
+        .with_context(|| format!("scoring {name} (lines before the failing batch were written)"))?;
     out.flush().context("writing the scored lines")?;
     let accuracy = match summary.correct_judged {
         0 => "n/a".to_string(),
