@@ -10,6 +10,7 @@
 //! Shapes use one legend: `N` sequences, `T` tokens, `V` vocabulary, `D` hidden size, `H`/`K`
 //! query and key-value heads, `E` head dim.
 
+pub mod char_tokenizer;
 mod chat_template;
 pub mod config;
 pub mod decoder;

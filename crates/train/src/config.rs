@@ -270,6 +270,19 @@ fn default_section<T: for<'de> Deserialize<'de>>() -> T {
     }
 }
 
+/// The defaults a config file gets for an omitted section or field, for configs built in code
+/// (`..RolloutConfig::default()`).
+macro_rules! default_from_serde {
+    ($($section:ty),*) => {$(
+        impl Default for $section {
+            fn default() -> Self {
+                default_section()
+            }
+        }
+    )*};
+}
+default_from_serde!(RolloutConfig, GrpoConfig, OutputConfig);
+
 impl TrainConfig {
     /// Reads `path`, applies its preset and `overrides` (`key=value`, dotted keys), validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {

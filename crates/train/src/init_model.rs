@@ -2,16 +2,16 @@
 //!
 //! `tiny`, `reference` and `small` are `aha_model::init`'s presets with its byte-level BPE
 //! tokenizer (ChatML template). `demo_tiny` is a Qwen2-shaped decoder (d 64, 2 layers, 4/2 heads)
-//! over the demo's 21-token character tokenizer: enough for smoke runs of the addition task in
+//! over `aha_model::char_tokenizer` (21 tokens): enough for smoke runs of the addition task in
 //! seconds on a CPU. Weights come from `aha_model::init::random_model` (normal, std 0.02, seeded).
 
+use aha_model::char_tokenizer::{char_tokenizer, vocabulary};
 use aha_model::config::StoredDtype;
 use aha_model::init::{byte_level_tokenizer, random_model, Preset};
-use aha_model::tokenizer::{Tokenizer, TokenizerConfig};
+use aha_model::tokenizer::Tokenizer;
 use aha_model::{Architecture, Model, ModelConfig};
 use candle_core::Device;
 
-use crate::demo::tokenizer::{demo_tokenizer, vocabulary, EOS};
 use crate::{Error, Result};
 
 pub const PRESETS: &[&str] = &["demo_tiny", "tiny", "reference", "small"];
@@ -19,13 +19,7 @@ pub const PRESETS: &[&str] = &["demo_tiny", "tiny", "reference", "small"];
 pub fn init_policy(preset: &str, seed: u64, device: &Device) -> Result<(Model, Tokenizer)> {
     match preset {
         "demo_tiny" => {
-            let inner = demo_tokenizer().map_err(|e| Error::config("model.init", e.to_string()))?;
-            let config = TokenizerConfig {
-                eos_token: Some(EOS.into()),
-                pad_token: Some(EOS.into()),
-                ..TokenizerConfig::default()
-            };
-            let tokenizer = Tokenizer::from_parts(inner, config)?;
+            let tokenizer = char_tokenizer()?;
             let cfg = ModelConfig {
                 architecture: Architecture::Qwen2,
                 vocab_size: vocabulary().len(),

@@ -13,7 +13,6 @@ pub mod algo;
 pub mod batch;
 pub mod config;
 pub mod data;
-pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod eval;

@@ -1,13 +1,13 @@
 //! `aha demo`: R1-Zero's "aha moment" in miniature, on this machine's CPU, in minutes.
 //!
-//! Flags become an [`aha_train::demo::config::DemoConfig`]; the pipeline is
-//! [`aha_train::demo::run::run_demo`]. This file draws a progress bar per phase and prints the
+//! Flags become an [`aha_demo::config::DemoConfig`]; the pipeline is
+//! [`aha_demo::run::run_demo`]. This file draws a progress bar per phase and prints the
 //! closing table; it computes nothing itself.
 
 use std::path::PathBuf;
 
-use aha_train::demo::config::DemoConfig;
-use aha_train::demo::run::{run_demo, Observer, Phase};
+use aha_demo::config::DemoConfig;
+use aha_demo::run::{run_demo, Observer, Phase};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -1,11 +1,14 @@
-//! `aha demo`: DeepSeek-R1-Zero's "aha moment" in miniature, on a CPU, in minutes.
+//! aha-demo: DeepSeek-R1-Zero's "aha moment" in miniature, on a CPU, in minutes (`aha demo`).
 //!
-//! [`run::run_demo`] builds a 21-token character tokenizer ([`tokenizer`]), pretrains a small
-//! Qwen2-style base model ([`base`]) on additions solved in a mix of styles ([`task`],
-//! [`corpus`]), evaluates it on held-out problems ([`evaluate`]), runs R1-Zero — GRPO with the
-//! trainer of [`crate::grpo`], a 0/1 exact-answer reward from aha-verify, no KL penalty, no
-//! reasoning data — evaluates again, and writes HF checkpoints, PNG curves ([`plot`]),
-//! `report.html` ([`report`]) and `summary.json` ([`summary`]). [`config`] holds the presets.
+//! A client of aha-train's public API, as a user's program would be: [`run::run_demo`] takes
+//! the 21-token character tokenizer of `aha_model::char_tokenizer`, pretrains a small
+//! Qwen2-style base model ([`base`], through `aha_train::sft`) on additions solved in a mix of
+//! styles ([`task`], [`corpus`]), evaluates it on held-out problems ([`evaluate`], through
+//! `aha_train::eval`), runs R1-Zero — `aha_train::grpo` under a `TrainConfig` built in code, a
+//! 0/1 exact-answer reward from aha-verify, no KL penalty, no reasoning data — evaluates again,
+//! and writes HF checkpoints, PNG curves ([`plot`]), `report.html` ([`report`]) and
+//! `summary.json` ([`summary`]). [`config`] holds the presets; progress goes to a
+//! [`run::Observer`] the caller implements (the CLI draws bars).
 //!
 //! Choices, and what trials showed (2-core machine, see DESIGN.md for the PyTorch prototype):
 //! - Column work has a fixed width per column (`1+7+0=08`): a small decoder learns it several
@@ -41,20 +44,16 @@ pub mod report;
 pub mod run;
 pub mod summary;
 pub mod task;
-pub mod tokenizer;
 
 /// What can go wrong while running the demo.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("demo tokenizer: {0}")]
-    Tokenizer(String),
-    #[error("{path}: {source}")]
+    /// The OS error is the source, not part of the message, so `{:#}` shows it once.
+    #[error("{}", path.display())]
     Io {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("rollout engine: {0}")]
-    Engine(String),
     #[error("demo config: {0}")]
     Config(String),
     #[error(transparent)]
@@ -62,5 +61,5 @@ pub enum DemoError {
     #[error(transparent)]
     Model(#[from] aha_model::Error),
     #[error(transparent)]
-    Train(#[from] crate::Error),
+    Train(#[from] aha_train::Error),
 }

@@ -1,24 +1,24 @@
 //! KL(policy ‖ base) on the step's own rollouts, for the demo's KL curve.
 //!
 //! The demo trains with β = 0 (as the prototype did), so the trainer computes no KL; this
-//! measures it anyway, with the k1 estimator of [`crate::algo::kl_penalty`] (log π − log π_base,
+//! measures it anyway, with the k1 estimator of [`aha_train::algo::kl_penalty`] (log π − log π_base,
 //! unbiased) averaged over the sampled completion tokens; k3 is unbounded when the policy
 //! samples tokens the base model all but ruled out, and spiked to 190 nats in trials. It builds no autodiff graph and changes nothing.
 
 use aha_model::Model;
 
-use super::tokenizer;
-use super::DemoError;
-use crate::algo::{kl_penalty, KlEstimator};
-use crate::batch::{masked_mean, token_logprobs, LossTokens, Packed, SeqRef};
-use crate::metrics::Sample;
+use crate::DemoError;
+use aha_model::tokenizer::Tokenizer;
+use aha_train::algo::{kl_penalty, KlEstimator};
+use aha_train::batch::{masked_mean, token_logprobs, LossTokens, Packed, SeqRef};
+use aha_train::metrics::Sample;
 
 /// Mean per-token k1 KL of `policy` from `reference` over `samples` (text re-encoded; the
-/// demo tokenizer round-trips exactly). An EOS closes every completion that was not truncated.
+/// character tokenizer round-trips exactly). An EOS closes every completion that was not truncated.
 pub fn sampled_kl(
     policy: &Model,
     reference: &Model,
-    tok: &tokenizers::Tokenizer,
+    tok: &Tokenizer,
     samples: &[Sample],
     eos: u32,
 ) -> Result<f64, DemoError> {
@@ -27,8 +27,8 @@ pub fn sampled_kl(
     }
     let mut seqs = Vec::with_capacity(samples.len());
     for s in samples {
-        let prompt = tokenizer::encode(tok, &s.prompt)?;
-        let mut completion = tokenizer::encode(tok, &s.completion)?;
+        let prompt = tok.encode(&s.prompt, false)?;
+        let mut completion = tok.encode(&s.completion, false)?;
         if !s.truncated {
             completion.push(eos);
         }

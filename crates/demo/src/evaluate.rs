@@ -1,24 +1,51 @@
-//! Judging the demo's completions and evaluating a model on held-out problems.
+//! Evaluating a model on the demo's held-out problems.
 //!
-//! [`judge`] decodes one completion and scores it with aha-verify's exact-integer reward under
-//! the demo's template ([`ThinkRule::Optional`]: a think block is allowed, never required), and
-//! notes whether it thought. [`evaluate`] samples k completions per problem with the rollout
-//! engine and reports the R1 protocol's pass@1 and maj@k, plus what the demo's story needs:
-//! think share, mean length, accuracy of each style. No training happens here.
+//! Sampling and scoring are [`aha_train::eval::sample_and_score`] (the rollout engine, then
+//! aha-verify's exact-integer reward under the demo's template, [`ThinkRule::Optional`]: a think
+//! block is allowed, never required). This file adds what the demo's story needs on top of the R1
+//! protocol's pass@1 and maj@k: think share, malformed share, mean length, accuracy of each style.
+//! No training happens here.
 
 use std::collections::HashMap;
 
+use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
-use aha_verify::{arithmetic_reward, split_blocks, ThinkRule};
+use aha_train::data::{Item, PromptTemplate};
+use aha_train::eval::{sample_and_score, EvalConfig};
+use aha_verify::{split_blocks, Reward, RewardSpec, ThinkRule};
 
-use super::summary::{Evaluation, Sample};
-use super::task::Problem;
-use super::tokenizer::{self, EOS};
-use super::DemoError;
-use crate::engine::{generate_groups_from, SamplingParams};
+use crate::summary::{Evaluation, Sample};
+use crate::task::Problem;
+use crate::DemoError;
 
 /// Prompts per engine call: bounds the KV cache without hurting batching.
 const EVAL_CHUNK: usize = 64;
+
+/// The demo's prompt template: the R1-Zero template shrunk to the task (`Q:4821+5377=`).
+pub fn prompt_template() -> PromptTemplate {
+    PromptTemplate::Format {
+        format: "Q:{prompt}=".into(),
+    }
+}
+
+/// The demo's reward: 1 for a well-formed completion whose answer is exactly the sum; thinking
+/// allowed, never required nor rewarded by itself.
+pub fn reward_spec() -> RewardSpec {
+    RewardSpec::Arithmetic {
+        weight: 1.0,
+        think: ThinkRule::Optional,
+    }
+}
+
+/// `problem` as a dataset item (`4821+5377`, answer `10198`).
+pub fn item(problem: &Problem) -> Item {
+    Item::new(
+        format!("{}+{}", problem.a, problem.b),
+        Some(problem.answer()),
+        None,
+        None,
+    )
+}
 
 /// One completion, judged.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,66 +59,62 @@ pub struct Judged {
     pub correct: bool,
 }
 
-/// The demo's reward for `text`: 1 for a well-formed completion whose answer is exactly the sum.
-pub fn reward(problem: &Problem, text: &str) -> f32 {
-    arithmetic_reward(text, &problem.answer(), ThinkRule::Optional).unwrap_or(0.0)
-}
-
-/// Decodes and judges one completion of `problem`.
-pub fn judge(
-    tok: &tokenizers::Tokenizer,
-    problem: &Problem,
-    ids: &[u32],
-) -> Result<Judged, DemoError> {
-    let text = tokenizer::decode(tok, ids)?;
-    let answer = split_blocks(&text, ThinkRule::Optional).map(|b| b.answer.trim().to_string());
-    let correct = reward(problem, &text) >= 1.0;
-    Ok(Judged {
-        think: text.trim_start().starts_with("<think>"),
-        length: ids.len(),
-        answer,
-        correct,
-        text,
-    })
-}
-
-/// Samples `k` completions of each problem at `temperature` and judges them.
-/// Returns one `Vec<Judged>` per problem, in order.
-pub fn sample_and_judge(
-    model: &Model,
-    problems: &[Problem],
-    k: usize,
-    temperature: f32,
-    max_new_tokens: usize,
-    seed: u64,
-) -> Result<Vec<Vec<Judged>>, DemoError> {
-    let tok = tokenizer::demo_tokenizer()?;
-    let params = SamplingParams {
-        temperature,
-        max_new_tokens,
-        eos_token_ids: vec![tokenizer::token_id(&tok, EOS)?],
-        seed,
-        ..SamplingParams::default()
-    };
-    let mut out = Vec::with_capacity(problems.len());
-    for (chunk_index, chunk) in problems.chunks(EVAL_CHUNK).enumerate() {
-        let prompts = chunk
-            .iter()
-            .map(|p| tokenizer::encode(&tok, &p.prompt()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let first = chunk_index * EVAL_CHUNK;
-        let groups = generate_groups_from(model, &prompts, first, k, &params, None)
-            .map_err(|e| DemoError::Engine(e.to_string()))?;
-        for (problem, group) in chunk.iter().zip(&groups) {
-            out.push(
-                group
-                    .completions
-                    .iter()
-                    .map(|c| judge(&tok, problem, &c.ids))
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
+impl Judged {
+    fn new(text: String, length: usize, correct: bool) -> Judged {
+        Judged {
+            think: text.trim_start().starts_with("<think>"),
+            answer: split_blocks(&text, ThinkRule::Optional).map(|b| b.answer.trim().to_string()),
+            length,
+            correct,
+            text,
         }
     }
+}
+
+/// How the held-out problems are sampled: `k` completions each at `temperature`, at most
+/// `max_new_tokens`, from `seed`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    pub k: usize,
+    pub temperature: f32,
+    pub max_new_tokens: usize,
+    pub seed: u64,
+}
+
+/// Samples completions of each problem and judges them; one `Vec<Judged>` per problem, in
+/// order.
+pub fn sample_and_judge(
+    model: &Model,
+    tok: &Tokenizer,
+    problems: &[Problem],
+    sampling: Sampling,
+) -> Result<Vec<Vec<Judged>>, DemoError> {
+    let items: Vec<Item> = problems.iter().map(item).collect();
+    let reward = Reward::new(vec![reward_spec()])
+        .map_err(|e| DemoError::Config(format!("the demo reward: {e}")))?;
+    let cfg = EvalConfig {
+        k: sampling.k,
+        temperature: sampling.temperature,
+        top_p: 1.0,
+        max_new_tokens: sampling.max_new_tokens,
+        seed: sampling.seed,
+        template: prompt_template(),
+        stop_strings: Vec::new(),
+        prompts_per_batch: EVAL_CHUNK,
+    };
+    let mut out = Vec::with_capacity(problems.len());
+    sample_and_score(model, tok, &items, &reward, &cfg, |batch| {
+        for scored in batch {
+            let judged = scored
+                .group
+                .completions
+                .iter()
+                .zip(scored.scores)
+                .map(|(c, s)| Judged::new(s.text, c.ids.len(), s.correct == Some(true)));
+            out.push(judged.collect());
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -139,16 +162,14 @@ fn majority(samples: &[Judged]) -> Option<String> {
         .map(|(a, _)| a.to_string())
 }
 
-/// Evaluates `model` on `problems` with `k` samples each (the R1 protocol).
+/// Evaluates `model` on `problems` (the R1 protocol).
 pub fn evaluate(
     model: &Model,
+    tok: &Tokenizer,
     problems: &[Problem],
-    k: usize,
-    temperature: f32,
-    max_new_tokens: usize,
-    seed: u64,
+    sampling: Sampling,
 ) -> Result<(Evaluation, Vec<Vec<Judged>>), DemoError> {
-    let judged = sample_and_judge(model, problems, k, temperature, max_new_tokens, seed)?;
+    let judged = sample_and_judge(model, tok, problems, sampling)?;
     Ok((summarise(&judged, problems), judged))
 }
 
@@ -183,12 +204,14 @@ mod tests {
 
     #[test]
     fn judges_both_styles_and_junk() {
-        let tok = tokenizer::demo_tokenizer().unwrap();
-        let eos = tokenizer::token_id(&tok, EOS).unwrap();
+        let tok = aha_model::char_tokenizer::char_tokenizer().unwrap();
+        let reward = Reward::new(vec![reward_spec()]).unwrap();
         let ids = |text: &str| {
-            let mut v = tokenizer::encode(&tok, text).unwrap();
-            v.push(eos);
-            judge(&tok, &p(), &v).unwrap()
+            let mut v = tok.encode(text, false).unwrap();
+            v.extend(tok.eos_token_ids());
+            let text = tok.decode(&v, true).unwrap();
+            let s = aha_train::reward::score_text(&reward, &item(&p()), text);
+            Judged::new(s.text, v.len(), s.correct == Some(true))
         };
         let think = ids(&p().think_completion());
         assert!(think.correct && think.think && think.length == 45);

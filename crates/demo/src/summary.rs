@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::DemoError;
+use crate::DemoError;
 
 /// One evaluation on the held-out problems, with the R1 protocol: k samples per problem at the
 /// sampling temperature, pass@1 = mean accuracy over all samples, maj@k = accuracy of each

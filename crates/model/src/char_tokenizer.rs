@@ -1,25 +1,26 @@
-//! The demo's tokenizer: one token per character of the task's alphabet, plus the template tags.
+//! A character-level tokenizer for the synthetic arithmetic tasks: one token per character of
+//! `Q:4821+5377=` and the column work, plus the template tags.
 //!
 //! A real `tokenizers` tokenizer (WordLevel model, a pre-tokenizer that splits every character,
 //! a Fuse decoder that concatenates), saved as an ordinary `tokenizer.json` that transformers
 //! loads. The vocabulary is 21 tokens, so the model's embedding and output layer cost next to
-//! nothing and every sampled token is a meaningful step of the column work.
+//! nothing and every sampled token is a meaningful step of the column work. `aha demo` and the
+//! `demo_tiny` init preset use it; a byte-level BPE for general text is [`crate::init`]'s.
 //!
 //! The four tags are *added tokens that are not special* (as Qwen3 does with `<think>`): they are
 //! matched whole before splitting and survive `decode(…, skip_special_tokens = true)`, which the
 //! verifier needs. Only `<|endoftext|>` (end of sequence and padding) is special.
 
-use tokenizers::Tokenizer;
-
-use super::DemoError;
+use crate::tokenizer::{Tokenizer, TokenizerConfig};
+use crate::{Error, Result};
 
 /// End of sequence, also used as padding.
 pub const EOS: &str = "<|endoftext|>";
-/// Stands for any character outside the alphabet (the demo's own texts never produce it).
+/// Stands for any character outside the alphabet (the tasks' own texts never produce it).
 pub const UNK: &str = "<unk>";
 /// The template tags, in id order after [`EOS`] and [`UNK`].
 pub const TAGS: [&str; 4] = ["<think>", "</think>", "<answer>", "</answer>"];
-/// Every character the task's texts use.
+/// Every character the arithmetic tasks' texts use.
 pub const ALPHABET: &str = "0123456789+=Q: ";
 
 /// The tokens in id order.
@@ -62,31 +63,27 @@ pub fn tokenizer_json() -> String {
     serde_json::to_string_pretty(&json).unwrap_or_default()
 }
 
-/// The demo tokenizer, built from [`tokenizer_json`].
-pub fn demo_tokenizer() -> Result<Tokenizer, DemoError> {
-    tokenizer_json()
-        .parse::<Tokenizer>()
-        .map_err(|e| DemoError::Tokenizer(e.to_string()))
+/// The character tokenizer, `<|endoftext|>` as EOS and padding (so checkpoints saved with it
+/// stop where the model does).
+pub fn char_tokenizer() -> Result<Tokenizer> {
+    let inner = tokenizer_json()
+        .parse::<tokenizers::Tokenizer>()
+        .map_err(|e| Error::Tokenizer {
+            path: "<character tokenizer>".into(),
+            message: e.to_string(),
+        })?;
+    let config = TokenizerConfig {
+        eos_token: Some(EOS.into()),
+        pad_token: Some(EOS.into()),
+        ..TokenizerConfig::default()
+    };
+    Tokenizer::from_parts(inner, config)
 }
 
-/// Token ids of `text` (no special tokens added).
-pub fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, DemoError> {
-    let enc = tok
-        .encode(text, false)
-        .map_err(|e| DemoError::Tokenizer(format!("encoding {text:?}: {e}")))?;
-    Ok(enc.get_ids().to_vec())
-}
-
-/// Text of `ids`, dropping only `<|endoftext|>` and `<unk>`.
-pub fn decode(tok: &Tokenizer, ids: &[u32]) -> Result<String, DemoError> {
-    tok.decode(ids, true)
-        .map_err(|e| DemoError::Tokenizer(format!("decoding {ids:?}: {e}")))
-}
-
-/// The id of a token of [`vocabulary`].
-pub fn token_id(tok: &Tokenizer, token: &str) -> Result<u32, DemoError> {
+/// The id of `token`, one of [`vocabulary`]'s.
+pub fn token_id(tok: &Tokenizer, token: &str) -> Result<u32> {
     tok.token_to_id(token)
-        .ok_or_else(|| DemoError::Tokenizer(format!("{token:?} is not in the demo vocabulary")))
+        .ok_or_else(|| Error::Input(format!("{token:?} is not in the character vocabulary")))
 }
 
 #[cfg(test)]
@@ -95,30 +92,34 @@ mod tests {
 
     #[test]
     fn one_token_per_character_and_tag() {
-        let tok = demo_tokenizer().unwrap();
-        assert_eq!(tok.get_vocab_size(true), 21);
+        let tok = char_tokenizer().unwrap();
+        assert_eq!(tok.vocab_size(), 21);
         let text =
             "Q:4821+5377=<think>1+7+0=08 2+7+0=09 8+3+0=11 4+5+1=10</think><answer>10198</answer>";
-        let ids = encode(&tok, text).unwrap();
+        let ids = tok.encode(text, false).unwrap();
         // 12 prompt characters, 2 + 35 think, 2 + 5 answer.
         assert_eq!(ids.len(), 12 + 37 + 7);
         assert_eq!(ids[12], token_id(&tok, "<think>").unwrap());
         assert!(!ids.contains(&token_id(&tok, UNK).unwrap()));
         let mut with_eos = ids.clone();
         with_eos.push(token_id(&tok, EOS).unwrap());
-        assert_eq!(decode(&tok, &with_eos).unwrap(), text);
+        assert_eq!(tok.decode(&with_eos, true).unwrap(), text);
+        assert_eq!(tok.eos_token_ids(), vec![0]);
     }
 
     #[test]
     fn direct_answer_is_eight_tokens_with_eos() {
-        let tok = demo_tokenizer().unwrap();
-        assert_eq!(encode(&tok, "<answer>10198</answer>").unwrap().len() + 1, 8);
+        let tok = char_tokenizer().unwrap();
+        assert_eq!(
+            tok.encode("<answer>10198</answer>", false).unwrap().len() + 1,
+            8
+        );
     }
 
     #[test]
     fn foreign_characters_become_unk() {
-        let tok = demo_tokenizer().unwrap();
-        let ids = encode(&tok, "Q:é").unwrap();
+        let tok = char_tokenizer().unwrap();
+        let ids = tok.encode("Q:é", false).unwrap();
         assert_eq!(ids[2], token_id(&tok, UNK).unwrap());
     }
 }

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::task::{direct_completion, Problem};
+use crate::task::{direct_completion, Problem};
 
 /// How the corpus mixes the two styles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,27 +1,27 @@
 //! The base model: a small Qwen2-style decoder, randomly initialised and pretrained on the mixed
 //! corpus with a loss on every token — the demo's stand-in for a pretrained LM.
 //!
-//! The model is an ordinary aha model (HF names, saved as an HF checkpoint); pretraining is
-//! [`crate::sft::SftTrainer`] with [`LossOn::All`]. Each step draws fresh documents from the
+//! The model is an ordinary aha model (HF names, saved as an HF checkpoint) over
+//! `aha_model::char_tokenizer`; pretraining is [`aha_train::sft::SftTrainer`] with [`LossOn::All`]. Each step draws fresh documents from the
 //! corpus stream (no epochs), sorted by length so the trainer's micro-batches pad little: think
 //! documents are ~4× longer than direct ones.
 
 use std::collections::{BTreeMap, HashSet};
 
+use aha_model::char_tokenizer::{self, EOS};
 use aha_model::config::StoredDtype;
-use aha_model::tokenizer::{Tokenizer as AhaTokenizer, TokenizerConfig};
+use aha_model::tokenizer::Tokenizer;
 use aha_model::{Architecture, Model, ModelConfig};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::config::DemoConfig;
-use super::corpus::{sample_example, CorpusMix};
-use super::task::Problem;
-use super::tokenizer::{self, EOS};
-use super::DemoError;
-use crate::optim::{LrDecay, OptimConfig};
-use crate::sft::{Example, LossOn, SftConfig, SftStepStats, SftTrainer};
+use crate::config::DemoConfig;
+use crate::corpus::{sample_example, CorpusMix};
+use crate::task::Problem;
+use crate::DemoError;
+use aha_train::optim::{LrDecay, OptimConfig};
+use aha_train::sft::{Example, LossOn, SftConfig, SftStepStats, SftTrainer};
 
 /// The HF config of the demo model for `cfg`'s shape and task size.
 pub fn model_config(cfg: &DemoConfig, eos_id: u32) -> ModelConfig {
@@ -30,7 +30,7 @@ pub fn model_config(cfg: &DemoConfig, eos_id: u32) -> ModelConfig {
     let longest = 2 * cfg.digits + 4 + cfg.max_completion_tokens();
     ModelConfig {
         architecture: Architecture::Qwen2,
-        vocab_size: tokenizer::vocabulary().len(),
+        vocab_size: char_tokenizer::vocabulary().len(),
         hidden_size: m.hidden_size,
         intermediate_size: m.intermediate_size,
         num_hidden_layers: m.layers,
@@ -50,19 +50,6 @@ pub fn model_config(cfg: &DemoConfig, eos_id: u32) -> ModelConfig {
         pad_token_id: Some(eos_id),
         stored_dtype: StoredDtype::F32,
     }
-}
-
-/// The demo tokenizer wrapped for saving with checkpoints (`<|endoftext|>` as EOS and padding).
-pub fn checkpoint_tokenizer() -> Result<AhaTokenizer, DemoError> {
-    let config = TokenizerConfig {
-        eos_token: Some(EOS.into()),
-        pad_token: Some(EOS.into()),
-        ..Default::default()
-    };
-    Ok(AhaTokenizer::from_parts(
-        tokenizer::demo_tokenizer()?,
-        config,
-    )?)
 }
 
 /// Random weights: matrices ~ N(0, 0.02²) (GPT-2's scale), biases 0, norm weights 1; drawn
@@ -95,7 +82,7 @@ fn standard_normal<R: Rng>(rng: &mut R) -> f32 {
 pub struct Pretrainer {
     trainer: SftTrainer,
     rng: ChaCha8Rng,
-    tok: tokenizers::Tokenizer,
+    tok: Tokenizer,
     eos: u32,
     digits: usize,
     batch_size: usize,
@@ -132,8 +119,8 @@ impl Pretrainer {
             micro_batch_size: 16,
             loss_on: LossOn::All,
         };
-        let tok = tokenizer::demo_tokenizer()?;
-        let eos = tokenizer::token_id(&tok, EOS)?;
+        let tok = char_tokenizer::char_tokenizer()?;
+        let eos = char_tokenizer::token_id(&tok, EOS)?;
         Ok(Pretrainer {
             trainer: SftTrainer::new(model, sft, p.steps)?,
             // A stream of its own: pretraining data must not shift when GRPO settings change.
@@ -163,10 +150,10 @@ impl Pretrainer {
         };
         for _ in 0..self.batch_size {
             let doc = sample_example(&mut self.rng, self.digits, mix, &self.held_out);
-            let mut completion_ids = tokenizer::encode(&self.tok, &doc.completion)?;
+            let mut completion_ids = self.tok.encode(&doc.completion, false)?;
             completion_ids.push(self.eos);
             batch.push(Example {
-                prompt_ids: tokenizer::encode(&self.tok, &doc.problem.prompt())?,
+                prompt_ids: self.tok.encode(&doc.problem.prompt(), false)?,
                 completion_ids,
             });
         }

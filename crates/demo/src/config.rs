@@ -6,11 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::corpus::CorpusMix;
-use super::task::MAX_DIGITS;
-use super::DemoError;
+use crate::corpus::CorpusMix;
+use crate::task::MAX_DIGITS;
+use crate::DemoError;
 
-/// The base model's shape (Qwen2-style; the vocabulary comes from the demo tokenizer).
+/// The base model's shape (Qwen2-style; the vocabulary is `aha_model::char_tokenizer`'s).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelShape {
@@ -183,13 +183,13 @@ impl DemoConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::task::Problem;
+    use crate::task::Problem;
 
     #[test]
     fn presets_validate_and_fit_the_longest_response() {
         DemoConfig::standard().validate().unwrap();
         DemoConfig::quick().validate().unwrap();
-        let tok = crate::demo::tokenizer::demo_tokenizer().unwrap();
+        let tok = aha_model::char_tokenizer::char_tokenizer().unwrap();
         for digits in 1..=MAX_DIGITS {
             let cfg = DemoConfig {
                 digits,
@@ -200,10 +200,7 @@ mod tests {
                 b: 10u64.pow(digits as u32) - 1,
                 digits,
             };
-            let n = crate::demo::tokenizer::encode(&tok, &worst.think_completion())
-                .unwrap()
-                .len()
-                + 1;
+            let n = tok.encode(&worst.think_completion(), false).unwrap().len() + 1;
             assert!(n <= cfg.max_completion_tokens(), "{digits}: {n}");
         }
     }

@@ -4,32 +4,39 @@
 //!
 //! [`run_demo`] is the whole pipeline; it reports progress to an [`Observer`] (the CLI draws
 //! progress bars with it) and writes everything under the output directory. GRPO is
-//! [`crate::grpo::GrpoTrainer`], rollouts the [`crate::engine`], rewards aha-verify: this file only
-//! wires them to the demo's task and measures.
+//! [`aha_train::grpo::GrpoTrainer`] under a [`TrainConfig`] built here, rollouts the
+//! [`aha_train::engine`], evaluation [`aha_train::eval`], rewards aha-verify: this file only wires
+//! them to the demo's task and measures.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use aha_model::char_tokenizer::{self, EOS};
 use aha_model::config::StoredDtype;
 use aha_model::save::save_checkpoint;
+use aha_model::tokenizer::Tokenizer;
+use aha_train::config::{
+    DeviceKind, GroupFilter, GrpoConfig, ModelSection, OutputConfig, RolloutConfig, TrainConfig,
+};
+use aha_train::data::{DataConfig, DataSource, Dataset, Item, MissingAnswer};
+use aha_train::grpo::GrpoTrainer;
+use aha_train::optim::OptimConfig;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::base::{checkpoint_tokenizer, init_model, model_config, Pretrainer};
-use super::config::DemoConfig;
-use super::corpus::{generate, Style};
-use super::evaluate::{evaluate, samples_for_report, Judged};
-use super::kl::sampled_kl;
-use super::plot::{write_png, LinePlot, Series, PALETTE};
-use super::report::{self, ReportInput};
-use super::summary::{Cost, DemoSummary, Evaluation, StepPoint};
-use super::task::Problem;
-use super::tokenizer::{self, EOS};
-use super::DemoError;
-use crate::config::TrainConfig;
-use crate::data::{Dataset, Item};
-use crate::grpo::GrpoTrainer;
+use crate::base::{init_model, model_config, Pretrainer};
+use crate::config::DemoConfig;
+use crate::corpus::{generate, Style};
+use crate::evaluate::{
+    evaluate, item, prompt_template, reward_spec, samples_for_report, Judged, Sampling,
+};
+use crate::kl::sampled_kl;
+use crate::plot::{write_png, LinePlot, Series, PALETTE};
+use crate::report::{self, ReportInput};
+use crate::summary::{Cost, DemoSummary, Evaluation, StepPoint};
+use crate::task::Problem;
+use crate::DemoError;
 
 /// The pipeline's phases, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +91,8 @@ pub fn run_demo(
 
     let held_out = held_out_problems(cfg);
     let held_set: HashSet<Problem> = held_out.iter().copied().collect();
-    let tok = tokenizer::demo_tokenizer()?;
-    let eos = tokenizer::token_id(&tok, EOS)?;
-    let ck_tok = checkpoint_tokenizer()?;
+    let tok = char_tokenizer::char_tokenizer()?;
+    let eos = char_tokenizer::token_id(&tok, EOS)?;
     let mcfg = model_config(cfg, eos);
     let max_new = cfg.max_completion_tokens();
     let mut cost = Cost {
@@ -112,17 +118,18 @@ pub fn run_demo(
         cfg.pretrain.steps
     ));
     let base_dir = out.join("base");
-    save_checkpoint(&base, &ck_tok, None, &base_dir, StoredDtype::F32)?;
+    save_checkpoint(&base, &tok, None, &base_dir, StoredDtype::F32)?;
 
     // 2. The base model on held-out problems.
-    let eval_seed = cfg.seed ^ 0x6576_616c;
-    let temperature = cfg.grpo.temperature;
     let held_out_eval = HeldOutEval {
         problems: &held_out,
-        k: cfg.eval.k,
-        temperature,
-        max_new,
-        seed: eval_seed,
+        tok: &tok,
+        sampling: Sampling {
+            k: cfg.eval.k,
+            temperature: cfg.grpo.temperature,
+            max_new_tokens: max_new,
+            seed: cfg.seed ^ 0x6576_616c,
+        },
     };
     let (base_eval, base_judged) =
         held_out_eval.run(&base, Phase::EvalBase, "base model", &mut cost, obs)?;
@@ -135,7 +142,7 @@ pub fn run_demo(
         path: PathBuf::from("<demo prompts>"),
         items: grpo_items(cfg, &held_set),
     };
-    let mut trainer = GrpoTrainer::new(train_cfg, base, ck_tok.clone(), dataset)?;
+    let mut trainer = GrpoTrainer::new(train_cfg, base, tok.clone(), dataset)?;
     obs.start(Phase::Grpo, cfg.grpo.steps);
     let mut points: Vec<StepPoint> = Vec::with_capacity(cfg.grpo.steps);
     let mut last_kl = 0.0;
@@ -176,7 +183,7 @@ pub fn run_demo(
     obs.finish(&format!("{} GRPO steps", cfg.grpo.steps));
     let policy = trainer.policy().clone();
     let final_dir = out.join("final");
-    save_checkpoint(&policy, &ck_tok, None, &final_dir, StoredDtype::F32)?;
+    save_checkpoint(&policy, &tok, None, &final_dir, StoredDtype::F32)?;
 
     // 4. After.
     let (final_eval, final_judged) =
@@ -267,79 +274,71 @@ fn grpo_items(cfg: &DemoConfig, held_out: &HashSet<Problem>) -> Vec<Item> {
     while out.len() < n {
         let p = Problem::sample(&mut rng, cfg.digits);
         if !held_out.contains(&p) {
-            out.push(Item::new(
-                format!("{}+{}", p.a, p.b),
-                Some(p.answer()),
-                None,
-                None,
-            ));
+            out.push(item(&p));
         }
     }
     out
 }
 
-/// The trainer's config for R1-Zero on the demo task, written as the TOML a user would write.
+/// The trainer's config for R1-Zero on the demo task: the rule-checked reward only, no KL
+/// penalty, groups with equal rewards skipped (no refill), one on-policy pass.
 fn grpo_config(cfg: &DemoConfig, base_dir: &Path) -> Result<TrainConfig, DemoError> {
     let g = &cfg.grpo;
     let n = g.prompts_per_step * g.group_size;
-    let text = format!(
-        r#"name = "demo"
-seed = {seed}
-steps = {steps}
-model = {{ path = {path:?} }}
-data = {{ source = {{ kind = "addition", digits = {digits} }}, template = {{ kind = "format", format = "Q:{{prompt}}=" }} }}
-
-[rollout]
-prompts_per_step = {b}
-group_size = {gsize}
-temperature = {temp}
-max_new_tokens = {max_new}
-
-# Reward 1 only for a well-formed, exactly right answer; thinking is allowed, never required.
-[[reward]]
-kind = "arithmetic"
-weight = 1.0
-think = "optional"
-
-[grpo]
-advantage = "mean_std"
-beta = 0.0
-filter = "drop_uniform"
-max_refill_rounds = 0
-passes = 1
-minibatches = 1
-micro_batch_size = {n}
-
-[optim]
-lr = {lr}
-max_grad_norm = 1.0
-
-[output]
-samples_per_step = {n}
-progress = false
-"#,
-        seed = cfg.seed,
-        steps = g.steps,
-        path = base_dir.display().to_string(),
-        digits = cfg.digits,
-        b = g.prompts_per_step,
-        gsize = g.group_size,
-        temp = g.temperature,
-        max_new = cfg.max_completion_tokens(),
-        lr = g.lr,
-    );
-    Ok(TrainConfig::from_toml_str(&text, &[])?)
+    let train = TrainConfig {
+        preset: None,
+        name: "demo".into(),
+        seed: cfg.seed,
+        steps: g.steps,
+        device: DeviceKind::Cpu,
+        model: ModelSection {
+            path: Some(base_dir.to_path_buf()),
+            init: None,
+            init_seed: 0,
+        },
+        data: DataConfig {
+            source: DataSource::Addition { digits: cfg.digits },
+            template: prompt_template(),
+            missing_answer: MissingAnswer::Error,
+        },
+        rollout: RolloutConfig {
+            prompts_per_step: g.prompts_per_step,
+            group_size: g.group_size,
+            temperature: g.temperature,
+            max_new_tokens: cfg.max_completion_tokens(),
+            ..RolloutConfig::default()
+        },
+        reward: vec![reward_spec()],
+        grpo: GrpoConfig {
+            beta: 0.0,
+            filter: GroupFilter::DropUniform,
+            max_refill_rounds: 0,
+            passes: 1,
+            minibatches: 1,
+            micro_batch_size: n,
+            ..GrpoConfig::default()
+        },
+        optim: OptimConfig {
+            lr: g.lr,
+            max_grad_norm: 1.0,
+            ..OptimConfig::default()
+        },
+        output: OutputConfig {
+            samples_per_step: n,
+            progress: false,
+            ..OutputConfig::default()
+        },
+    };
+    train.validate()?;
+    Ok(train)
 }
 
-/// FLOPs of an evaluation: prompts prefilled once per sample, completions decoded.
 /// The held-out evaluation run before and after GRPO: same problems, samples and seed, so the
 /// two numbers differ only by the model.
 struct HeldOutEval<'a> {
     problems: &'a [Problem],
-    k: usize,
-    temperature: f32,
-    max_new: usize,
-    seed: u64,
+    tok: &'a Tokenizer,
+    sampling: Sampling,
 }
 
 impl HeldOutEval<'_> {
@@ -354,16 +353,14 @@ impl HeldOutEval<'_> {
     ) -> Result<(Evaluation, Vec<Vec<Judged>>), DemoError> {
         let t = Instant::now();
         obs.start(phase, self.problems.len());
-        let (eval, judged) = evaluate(
-            model,
-            self.problems,
-            self.k,
-            self.temperature,
-            self.max_new,
-            self.seed,
-        )?;
+        let (eval, judged) = evaluate(model, self.tok, self.problems, self.sampling)?;
         cost.eval_seconds += t.elapsed().as_secs_f64();
-        cost.flops += eval_flops(model.config(), self.problems, self.k, eval.mean_length);
+        cost.flops += eval_flops(
+            model.config(),
+            self.problems,
+            self.sampling.k,
+            eval.mean_length,
+        );
         obs.progress(self.problems.len(), "");
         obs.finish(&format!(
             "{label}: accuracy {:.1}%, think share {:.1}%, mean length {:.1}",
@@ -375,6 +372,7 @@ impl HeldOutEval<'_> {
     }
 }
 
+/// FLOPs of an evaluation: prompts prefilled once per sample, completions decoded.
 fn eval_flops(mcfg: &aha_model::ModelConfig, problems: &[Problem], k: usize, mean_len: f64) -> f64 {
     let prompt = problems.first().map_or(0, |p| p.prompt().len());
     let tokens = problems.len() as f64 * (prompt as f64 + k as f64 * mean_len);

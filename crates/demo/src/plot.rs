@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::DemoError;
+use crate::DemoError;
 
 /// One curve: `(x, y)` points in x order.
 #[derive(Debug, Clone, PartialEq)]

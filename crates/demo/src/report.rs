@@ -8,11 +8,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::config::DemoConfig;
-use super::summary::{
+use crate::config::DemoConfig;
+use crate::summary::{
     DemoSummary, Evaluation, Sample, StepPoint, DEEPSEEK_R1_DOLLARS, DEEPSEEK_R1_GPU_HOURS,
 };
-use super::DemoError;
+use crate::DemoError;
 
 /// Everything the page shows.
 #[derive(Debug, Clone)]
@@ -264,7 +264,7 @@ fn settings_section(h: &mut String, r: &ReportInput<'_>) {
         l = c.model.layers,
         hd = c.model.heads,
         p = r.summary.parameters,
-        v = super::tokenizer::vocabulary().len(),
+        v = aha_model::char_tokenizer::vocabulary().len(),
         ps = c.pretrain.steps,
         pb = c.pretrain.batch_size,
         plr = c.pretrain.lr,
