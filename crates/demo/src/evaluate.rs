@@ -210,7 +210,9 @@ mod tests {
             let mut v = tok.encode(text, false).unwrap();
             v.extend(tok.eos_token_ids());
             let text = tok.decode(&v, true).unwrap();
-            let s = aha_train::reward::score_text(&reward, &item(&p()), text);
+            let it = item(&p());
+            let s = aha_train::reward::score_texts(&reward, &[&it], vec![text]).unwrap();
+            let s = s.into_iter().next().unwrap();
             Judged::new(s.text, v.len(), s.correct == Some(true))
         };
         let think = ids(&p().think_completion());
