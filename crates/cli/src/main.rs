@@ -7,6 +7,7 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod args;
 mod commands;
 
 /// mimalloc (v3) hands freed memory back to the OS after 10 ms. candle frees and reallocates

@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use serde_json::json;
+
 fn aha(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_aha"))
         .args(args)
@@ -94,12 +96,35 @@ fn countdown_uses_numbers_and_target() {
 }
 
 #[test]
+fn a_line_without_answer_is_null_and_scoring_goes_on() {
+    let dir = tempdir("null");
+    let input = write(
+        &dir,
+        "c.jsonl",
+        concat!(
+            "{\"completion\": \"<answer>1</answer>\", \"answer\": \"1\"}\n",
+            "{\"completion\": \"<answer>2</answer>\"}\n",
+            "{\"completion\": \"<answer>3</answer>\", \"answer\": 3}\n",
+        ),
+    );
+    let out = aha(&["reward", "--task", "arithmetic", "--input", &input]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rewards: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reward"].clone())
+        .collect();
+    assert_eq!(rewards, [json!(1.0), json!(null), json!(1.0)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 lines: 2 judged"));
+}
+
+#[test]
 fn malformed_line_is_named() {
     let dir = tempdir("bad");
     let input = write(
         &dir,
         "bad.jsonl",
-        "{\"completion\": \"<answer>1</answer>\", \"answer\": \"1\"}\n{\"completion\": \"x\"}\n",
+        "{\"completion\": \"<answer>1</answer>\", \"answer\": \"1\"}\n{\"completion\": \n",
     );
     let out = aha(&["reward", "--task", "arithmetic", "--input", &input]);
     assert!(!out.status.success());
@@ -108,7 +133,6 @@ fn malformed_line_is_named() {
         err.contains("bad.jsonl:2"),
         "error should name the line: {err}"
     );
-    assert!(err.contains("answer"), "error should name the field: {err}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
-use aha_verify::{equivalent, extract, ExtractConfig, Reward, Task};
+use aha_verify::{equivalent, extract, ExtractConfig, Reward, Task, ThinkRule};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Item, PromptTemplate};
@@ -24,9 +24,15 @@ pub struct EvalConfig {
     pub k: usize,
     pub temperature: f32,
     pub top_p: f32,
+    /// Keep only the `top_k` most likely tokens; 0 is off.
+    #[serde(default)]
+    pub top_k: usize,
     pub max_new_tokens: usize,
     pub seed: u64,
     pub template: PromptTemplate,
+    /// The think-block rule of the task's format check (`None`: the task's own).
+    #[serde(default)]
+    pub think: Option<ThinkRule>,
     pub stop_strings: Vec<String>,
     /// Problems per generation call (memory: prompts × k rows of KV cache).
     pub prompts_per_batch: usize,
@@ -38,9 +44,11 @@ impl Default for EvalConfig {
             k: 1,
             temperature: 0.6,
             top_p: 0.95,
+            top_k: 0,
             max_new_tokens: 512,
             seed: 0,
             template: PromptTemplate::R1Zero,
+            think: None,
             stop_strings: Vec::new(),
             prompts_per_batch: 16,
         }
@@ -147,7 +155,7 @@ pub fn sample_and_score(
     let params = SamplingParams {
         temperature: cfg.temperature,
         top_p: cfg.top_p,
-        top_k: 0,
+        top_k: cfg.top_k,
         max_new_tokens: cfg.max_new_tokens,
         stop_strings: cfg.stop_strings.clone(),
         eos_token_ids: eos,
@@ -194,7 +202,7 @@ pub fn evaluate(
     let extract_cfg = ExtractConfig::default();
     let mut results = Vec::with_capacity(items.len());
     let (mut truncated, mut formatted) = (0usize, 0usize);
-    sample_and_score(model, tokenizer, items, &task.reward(), cfg, |batch| {
+    sample_and_score(model, tokenizer, items, &task.reward_with_think(cfg.think), cfg, |batch| {
         for ScoredGroup {
             index,
             group,

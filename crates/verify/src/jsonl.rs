@@ -48,9 +48,16 @@ impl Task {
     /// answer), plus the format term with weight 0 so `components` shows it without moving the
     /// reward. `format` alone scores the R1 template.
     pub fn reward(self) -> Reward {
+        self.reward_with_think(None)
+    }
+
+    /// The task's reward with every think-block rule set to `think` (`None`: the task's own,
+    /// see [`Task::reward`]); `Prefilled` for prompts that end with `<think>`.
+    pub fn reward_with_think(self, think: Option<ThinkRule>) -> Reward {
+        let required = think.unwrap_or(ThinkRule::Required);
         let format0 = RewardSpec::Format {
             weight: 0.0,
-            think: ThinkRule::Required,
+            think: required,
         };
         let specs = match self {
             Task::Math => vec![
@@ -70,11 +77,11 @@ impl Task {
             ],
             Task::Arithmetic => vec![RewardSpec::Arithmetic {
                 weight: 1.0,
-                think: ThinkRule::Optional,
+                think: think.unwrap_or(ThinkRule::Optional),
             }],
             Task::Format => vec![RewardSpec::Format {
                 weight: 1.0,
-                think: ThinkRule::Required,
+                think: required,
             }],
         };
         match Reward::new(specs) {
@@ -83,15 +90,7 @@ impl Task {
             Err(e) => unreachable!("built-in reward for {self:?} is invalid: {e}"),
         }
     }
-
-    fn needs(self) -> (bool, bool) {
-        // (answer, numbers and target)
-        match self {
-            Task::Math | Task::Arithmetic => (true, false),
-            Task::Countdown => (false, true),
-            Task::Format => (false, false),
-        }
-    }
+}
 }
 
 /// Totals over a scored file.
@@ -194,7 +193,7 @@ pub fn score_jsonl(
     input_name: &str,
     output: impl Write,
 ) -> Result<Summary, Error> {
-    score_lines(&task.reward(), Some(task), input, input_name, output)
+    score_lines(&task.reward(), input, input_name, output)
 }
 
 /// Scores every line of `input` with `reward`, writing one JSON line per input line.
@@ -204,17 +203,15 @@ pub fn score_jsonl_with(
     input_name: &str,
     output: impl Write,
 ) -> Result<Summary, Error> {
-    score_lines(reward, None, input, input_name, output)
+    score_lines(reward, input, input_name, output)
 }
 
 fn score_lines(
     reward: &Reward,
-    task: Option<Task>,
     input: impl BufRead,
     input_name: &str,
     mut output: impl Write,
 ) -> Result<Summary, Error> {
-    let (need_answer, need_countdown) = task.map_or((false, false), Task::needs);
     let mut sum = Summary::default();
     let mut total = 0.0f64;
     let mut batch: Vec<InputLine> = Vec::with_capacity(BATCH_LINES);
@@ -251,18 +248,10 @@ fn score_lines(
                 file: input_name.to_string(),
                 source,
             })
+            // A line without the reference a verifier needs is scored null, not refused.
             .and_then(|line| match line.trim().is_empty() {
                 true => Ok(None),
                 false => InputLine::parse(&line).map(Some).map_err(at),
-            })
-            .and_then(|row| match row {
-                Some(row) if need_answer && row.answer.is_none() => {
-                    Err(at("missing field \"answer\"".into()))
-                }
-                Some(row) if need_countdown && (row.numbers.is_none() || row.target.is_none()) => {
-                    Err(at("countdown needs \"numbers\" and \"target\"".into()))
-                }
-                row => Ok(row),
             });
         match parsed {
             Ok(None) => {}
@@ -362,14 +351,15 @@ mod tests {
         let bad = "{\"completion\": \"x\", \"answer\": \"1\"}\n{not json\n";
         let msg = run(Task::Math, bad).unwrap_err().to_string();
         assert!(msg.starts_with("c.jsonl:2: "), "{msg}");
-        let missing = "\n{\"completion\": \"x\"}\n";
-        let msg = run(Task::Math, missing).unwrap_err().to_string();
-        assert_eq!(msg, "c.jsonl:2: missing field \"answer\"");
+        // A line without the task's reference is not judged (null), and the next one is.
+        let missing =
+            "\n{\"completion\": \"x\"}\n{\"completion\": \"<answer>1</answer>\", \"answer\": 1}";
+        let (sum, out) = run(Task::Math, missing).unwrap();
+        assert!(out.starts_with(r#"{"reward":null,"correct":null"#), "{out}");
+        assert_eq!((sum.lines, sum.judged, sum.correct), (2, 1, 1));
         let cd = "{\"completion\": \"x\", \"numbers\": [1]}";
-        assert!(run(Task::Countdown, cd)
-            .unwrap_err()
-            .to_string()
-            .starts_with("c.jsonl:1: "));
+        let (sum, _) = run(Task::Countdown, cd).unwrap();
+        assert_eq!(sum.judged, 0);
         let msg = "maths".parse::<Task>().unwrap_err().to_string();
         assert!(msg.contains("unknown task \"maths\""), "{msg}");
     }

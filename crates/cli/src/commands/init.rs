@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long)]
     vocab_size: Option<usize>,
     /// Longest sequence the model accepts.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::positive)]
     max_positions: Option<usize>,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]

@@ -3,15 +3,16 @@
 //! Reads the whole input first, so a bad line is reported before any compute; then scores rows
 //! in right-padded batches of similar length and writes one line per input line, in input order.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aha_model::load::load_model;
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
 use anyhow::{bail, Context};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
+
+use crate::args::{open_output, BatchArgs, DeviceArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -31,9 +32,10 @@ pub struct Args {
     /// Where to write the scored lines (default: stdout).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Sequences per forward pass. Rows are grouped by length, so padding stays small.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
-    batch_size: u64,
+    #[command(flatten)]
+    batch: BatchArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// One output line (f32 keeps the shortest round-tripping decimal form).
@@ -50,21 +52,17 @@ struct Row {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let dev = Device::Cpu;
+    let (_, mut out) = open_output(args.output.as_deref())?;
+    let dev = args.device.device()?;
     let model = load_model(&args.model, &dev, false)
         .with_context(|| format!("loading the model from {}", args.model.display()))?;
     let rows = read_rows(&args.input, &args.model, &model)?;
-    let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
-        None => Box::new(io::stdout().lock()),
-    };
-    let mut out = BufWriter::new(out);
 
     // Score in batches of similar length, then write in input order.
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| rows[i].ids.len());
     let mut scored: Vec<Option<Vec<f32>>> = vec![None; rows.len()];
-    for chunk in order.chunks(args.batch_size as usize) {
+    for chunk in order.chunks(args.batch.batch_size) {
         let batch: Vec<&Row> = chunk.iter().map(|&i| &rows[i]).collect();
         let lps = score_batch(&model, &batch).with_context(|| {
             format!(

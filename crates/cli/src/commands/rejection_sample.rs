@@ -6,15 +6,20 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use aha_train::data::{read_items, Fields, MissingAnswer};
+use aha_train::data::{read_items, MissingAnswer};
 use aha_train::eval::EvalConfig;
 use aha_train::rejection::{rejection_sample, RejectionConfig};
-use aha_verify::Task;
 use anyhow::Context;
-use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::args::{
+    open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs, TemplateArgs, VerifierArgs,
+};
+
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("temperature", |a| a.default_value("0.6")))]
+#[command(mut_arg("top_p", |a| a.default_value("0.95")))]
+#[command(mut_arg("batch_size", |a| a.default_value("16")))]
 #[command(after_help = "\
 Output lines: {\"prompt\": <the rendered prompt>, \"completion\", \"reward\"}, or with --template
 chat {\"messages\": [user turn, assistant turn], \"reward\"}; point an SFT config's `data` at the
@@ -25,84 +30,59 @@ pub struct Args {
     /// Checkpoint directory (config.json, *.safetensors, tokenizer.json).
     #[arg(long)]
     model: PathBuf,
-    /// Verifier task: math, countdown, arithmetic or format.
-    #[arg(long)]
-    task: String,
+    #[command(flatten)]
+    verifier: VerifierArgs,
     /// Problems: JSONL, or Parquet (`.parquet`), with a prompt and an answer (Countdown: numbers
     /// and target) per row.
     #[arg(long)]
     input: PathBuf,
-    /// Completions sampled per problem.
-    #[arg(long)]
-    k: usize,
     /// Where the SFT JSONL goes.
     #[arg(long)]
     output: PathBuf,
-    #[arg(long, default_value_t = 0.6)]
-    temperature: f32,
-    #[arg(long, default_value_t = 0.95)]
-    top_p: f32,
-    #[arg(long, default_value_t = 512)]
-    max_new_tokens: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Most completions kept per problem (default: every distinct correct one).
     #[arg(long)]
     keep_per_prompt: Option<usize>,
-    /// Prompt template: r1_zero, chat, raw, or a format string containing {prompt}.
-    #[arg(long, default_value = "r1_zero")]
-    template: String,
-    /// Text that ends a completion (repeatable).
-    #[arg(long = "stop")]
-    stop: Vec<String>,
+    #[command(flatten)]
+    template: TemplateArgs,
     /// Keep correct completions even when they break the task's format rule.
     #[arg(long)]
     ignore_format: bool,
-    /// Field (column) names in the input.
-    #[arg(long, default_value = "prompt")]
-    prompt_field: String,
-    #[arg(long, default_value = "answer")]
-    answer_field: String,
-    #[arg(long, default_value = "numbers")]
-    numbers_field: String,
-    #[arg(long, default_value = "target")]
-    target_field: String,
-    /// Problems per generation batch (memory grows with this × k).
-    #[arg(long, default_value_t = 16)]
-    prompts_per_batch: usize,
+    #[command(flatten)]
+    fields: FieldArgs,
+    #[command(flatten)]
+    batch: BatchArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let task: Task = args.task.parse().context("--task")?;
+    let sa = args.sampling;
     let cfg = RejectionConfig {
         sampling: EvalConfig {
-            k: args.k,
-            temperature: args.temperature,
-            top_p: args.top_p,
-            max_new_tokens: args.max_new_tokens,
-            seed: args.seed,
-            template: super::eval::template(&args.template)?,
-            stop_strings: args.stop,
-            prompts_per_batch: args.prompts_per_batch,
+            k: sa.k,
+            temperature: sa.temperature,
+            top_p: sa.top_p,
+            top_k: sa.top_k,
+            max_new_tokens: sa.max_new_tokens,
+            seed: sa.seed,
+            template: args.template.template,
+            think: args.verifier.think.rule(),
+            stop_strings: sa.stop,
+            prompts_per_batch: args.batch.batch_size,
         },
         keep_per_prompt: args.keep_per_prompt,
         require_format: !args.ignore_format,
     };
-    let fields = Fields {
-        prompt: args.prompt_field,
-        answer: args.answer_field,
-        numbers: args.numbers_field,
-        target: args.target_field,
-    };
-    let (items, _) = read_items(&args.input, &fields, MissingAnswer::Error)?;
-    let model = aha_model::load::load_model(&args.model, &Device::Cpu, false)
+    let (items, _) = read_items(&args.input, &args.fields.fields(), MissingAnswer::Error)?;
+    let path = &args.output;
+    let (_, mut out) = open_output(Some(path))?;
+    let device = args.device.device()?;
+    let model = aha_model::load::load_model(&args.model, &device, false)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
 
-    let path = &args.output;
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-    );
     let bar = ProgressBar::new(items.len() as u64).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} problems ({eta})")
             .context("progress bar template")?
@@ -113,10 +93,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &model,
         &tokenizer,
         &items,
-        &task.reward(),
+        &args.verifier.reward(),
         &cfg,
         |records| {
-            let write = |out: &mut std::io::BufWriter<_>| -> std::io::Result<()> {
+            let write = |out: &mut std::io::BufWriter<Box<dyn Write>>| -> std::io::Result<()> {
                 for r in records {
                     serde_json::to_writer(&mut *out, r)?;
                     out.write_all(b"\n")?;

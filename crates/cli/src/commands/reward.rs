@@ -2,36 +2,27 @@
 //! (`--command`) or a reward server (`--url`).
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::ValueEnum;
 
-/// The verifier a file is scored with.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum TaskName {
-    /// Final answer (`<answer>`, `\boxed{}`, …) equivalent to `answer` as mathematics.
-    Math,
-    /// A Countdown expression over `numbers` that evaluates to `target`.
-    Countdown,
-    /// An exactly written integer answer (the demo's synthetic tasks).
-    Arithmetic,
-    /// The R1 template alone: one `<think>` block, then one `<answer>` block.
-    Format,
-}
+use crate::args::{open_output, TaskName, ThinkArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown also takes \"numbers\" and \"target\").
+Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown: \"numbers\" and \"target\").
 Output lines, in input order: {\"reward\": float|null, \"correct\": bool|null, \"components\": {...}}.
-A reward of null means no verifier could judge the line (it is excluded, never counted as 0).
+A reward of null means no verifier could judge the line, e.g. it has no \"answer\": it is
+excluded from the mean, never counted as 0.
 --command and --url each add a term of weight 1 (beside --task's, if given); they see every
 field of the line, in batches of 256 lines. Their protocols: docs/rewards.md.")]
 pub struct Args {
-    /// Which verifier to apply (optional with --command or --url).
+    /// Which verifier judges the completions (optional with --command or --url).
     #[arg(long, value_enum, required_unless_present_any = ["command", "url"])]
     task: Option<TaskName>,
+    #[command(flatten)]
+    think: ThinkArgs,
     /// A reward program, started once and sent one JSON line per completion, e.g.
     /// "python3 my_reward.py" (split like a shell command line).
     #[arg(long)]
@@ -48,12 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let task = args.task.map(|t| match t {
-        TaskName::Math => aha_verify::Task::Math,
-        TaskName::Countdown => aha_verify::Task::Countdown,
-        TaskName::Arithmetic => aha_verify::Task::Arithmetic,
-        TaskName::Format => aha_verify::Task::Format,
-    });
+    let task = args.task.map(aha_verify::Task::from);
     let mut external = Vec::new();
     if let Some(line) = &args.command {
         let command = shlex::split(line)
@@ -69,22 +55,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let input =
         File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
-    let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
-        None => Box::new(io::stdout().lock()),
-    };
-    let mut out = BufWriter::new(out);
+    let (_, mut out) = open_output(args.output.as_deref())?;
     let name = args.input.display().to_string();
-    let scored = match (task, external.is_empty()) {
-        (Some(task), true) => aha_verify::score_jsonl(task, BufReader::new(input), &name, &mut out),
-        (task, _) => {
-            let mut specs = task.map_or(Vec::new(), |t| t.reward().specs().to_vec());
-            specs.extend(external);
-            let reward = aha_verify::Reward::new(specs)?;
-            aha_verify::score_jsonl_with(&reward, BufReader::new(input), &name, &mut out)
-        }
-    };
-    let summary = scored
+    let think = args.think.rule();
+    let mut specs = task.map_or(Vec::new(), |t| t.reward_with_think(think).specs().to_vec());
+    specs.extend(external);
+    let reward = aha_verify::Reward::new(specs)?;
+    let summary = aha_verify::score_jsonl_with(&reward, BufReader::new(input), &name, &mut out)
         .with_context(|| format!("scoring {name} (lines before the failing batch were written)"))?;
     out.flush().context("writing the scored lines")?;
     let accuracy = match summary.correct_judged {

@@ -7,17 +7,18 @@
 //! the output. Lines are written as each batch finishes.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use aha_model::load::load_model;
 use aha_model::tokenizer::Tokenizer;
 use aha_train::engine::{generate_groups_from, FinishReason, Prompt, SamplingParams, StopMatcher};
 use anyhow::{bail, Context};
-use candle_core::Device;
+use crate::args::{open_output, BatchArgs, DeviceArgs, SamplingArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("max_new_tokens", |a| a.default_value("256")))]
 #[command(after_help = "\
 Input lines: {\"prompt\": \"text\"}, {\"prompt_ids\": [1, 2, 3]} or
 {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} (rendered with the checkpoint's chat
@@ -33,35 +34,18 @@ pub struct Args {
     /// JSONL file of prompts.
     #[arg(long)]
     input: PathBuf,
-    /// Completions per prompt (G).
-    #[arg(long, default_value_t = 1)]
-    n: usize,
-    /// Most tokens per completion.
-    #[arg(long, default_value_t = 256)]
-    max_new_tokens: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    /// Nucleus sampling mass; 1 is off.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    /// Keep only the K most likely tokens; 0 is off.
-    #[arg(long, default_value_t = 0)]
-    top_k: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// A string that ends a completion (kept in it). Repeatable.
-    #[arg(long)]
-    stop: Vec<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    #[command(flatten)]
+    batch: BatchArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Don't end completions at the checkpoint's EOS tokens.
     #[arg(long)]
     ignore_eos: bool,
     /// Where to write the completions (default: stdout).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Prompts decoded together (each with its G completions).
-    #[arg(long, default_value_t = 8)]
-    batch_prompts: usize,
 }
 
 /// One output line.
@@ -76,26 +60,23 @@ struct Line<'a> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.n == 0 {
-        bail!("--n must be at least 1");
-    }
-    if args.batch_prompts == 0 {
-        bail!("--batch-prompts must be at least 1");
-    }
+    let (out_name, out) = open_output(args.output.as_deref())?;
+    let device = args.device.device()?;
     let tokenizer = Tokenizer::from_dir(&args.model)
         .with_context(|| format!("loading the tokenizer of {}", args.model.display()))?;
+    let sa = &args.sampling;
     let mut params = SamplingParams {
-        temperature: args.temperature,
-        top_p: args.top_p,
-        top_k: args.top_k,
-        max_new_tokens: args.max_new_tokens,
-        stop_strings: args.stop.clone(),
+        temperature: sa.temperature,
+        top_p: sa.top_p,
+        top_k: sa.top_k,
+        max_new_tokens: sa.max_new_tokens,
+        stop_strings: sa.stop.clone(),
         eos_token_ids: Vec::new(),
-        seed: args.seed,
+        seed: sa.seed,
         max_cache_bytes: None,
     };
     params.validate().context("checking the sampling options")?;
-    let model = load_model(&args.model, &Device::Cpu, false)
+    let model = load_model(&args.model, &device, false)
         .with_context(|| format!("loading the model in {}", args.model.display()))?;
     if !args.ignore_eos {
         params.eos_token_ids = tokenizer.eos_token_ids();
@@ -109,23 +90,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &tokenizer,
         cfg.vocab_size,
         cfg.max_position_embeddings,
-        args.max_new_tokens,
+        sa.max_new_tokens,
     )?;
-    let stop = if args.stop.is_empty() {
+    let stop = if sa.stop.is_empty() {
         None
     } else {
-        Some(StopMatcher::new(&tokenizer, &args.stop)?)
+        Some(StopMatcher::new(&tokenizer, &sa.stop)?)
     };
-
-    let (out_name, out): (String, Box<dyn Write>) = match &args.output {
-        Some(p) => (
-            p.display().to_string(),
-            Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
-        ),
-        None => ("stdout".into(), Box::new(io::stdout().lock())),
-    };
-    let mut out = BufWriter::new(out);
-    let bar = ProgressBar::new((prompts.len() * args.n) as u64).with_style(
+    let (k, batch_size) = (sa.k, args.batch.batch_size);
+    let mut out = out;
+    let bar = ProgressBar::new((prompts.len() * k) as u64).with_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} completions, {per_sec} ({eta} left)",
         )
@@ -135,9 +109,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Lines known to be in the output: counted at each successful flush.
     let (mut written, mut flushed) = (0usize, 0usize);
     let (mut tokens, mut stopped) = (0usize, 0usize);
-    for (b, batch) in prompts.chunks(args.batch_prompts).enumerate() {
-        let first = b * args.batch_prompts;
-        let groups = generate_groups_from(&model, batch, first, args.n, &params, stop.as_ref())
+    for (b, batch) in prompts.chunks(batch_size).enumerate() {
+        let first = b * batch_size;
+        let groups = generate_groups_from(&model, batch, first, k, &params, stop.as_ref())
             .with_context(|| {
                 format!(
                     "generating prompts {first}..{} ({flushed} lines written before)",
@@ -170,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.flush()
             .with_context(|| write_failed(&out_name, flushed))?;
         flushed = written;
-        bar.inc((batch.len() * args.n) as u64);
+        bar.inc((batch.len() * k) as u64);
     }
     bar.finish_and_clear();
     eprintln!(

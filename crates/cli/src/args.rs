@@ -1,0 +1,264 @@
+//! Flags that mean the same thing in several commands, defined once so every command spells
+//! them the same way. docs/cli.md lists which command takes which group. A command flattens the
+//! groups it needs (`#[command(flatten)]`) and, where its purpose calls for another default
+//! (sampling for rollouts vs R1's evaluation protocol), changes only the default with
+//! `mut_arg`. Old spellings stay accepted as hidden aliases.
+//!
+//! Checks that need no model (paths writable, counts at least 1) run here, before any compute.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use aha_train::data::PromptTemplate;
+use aha_verify::{Task, ThinkRule};
+use anyhow::Context;
+use candle_core::Device;
+use clap::ValueEnum;
+
+/// Where the model runs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Where the model runs: cpu, cuda or cuda:N (cuda needs a build with CUDA support).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceSpec,
+}
+
+/// A parsed `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Cpu,
+    Cuda(usize),
+}
+
+fn parse_device(s: &str) -> Result<DeviceSpec, String> {
+    match s {
+        "cpu" => Ok(DeviceSpec::Cpu),
+        "cuda" => Ok(DeviceSpec::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(DeviceSpec::Cuda)
+            .ok_or_else(|| format!("`{s}`: expected cpu, cuda or cuda:N")),
+    }
+}
+
+impl DeviceArgs {
+    pub fn device(&self) -> anyhow::Result<Device> {
+        match self.device {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(n) => Device::new_cuda(n)
+                .with_context(|| format!("--device cuda:{n}: opening the GPU")),
+        }
+    }
+}
+
+/// How completions are sampled: shared by `sample`, `eval` and `rejection-sample`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Completions sampled per prompt (G in GRPO, K in pass@1 over K and maj@K).
+    #[arg(long = "k", alias = "n", default_value_t = 1, value_name = "K", value_parser = positive)]
+    pub k: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Nucleus sampling mass; 1 is off.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Keep only the K most likely tokens; 0 is off.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Most tokens per completion.
+    #[arg(long, default_value_t = 512)]
+    pub max_new_tokens: usize,
+    /// Seed of the sampling streams; a completion depends only on (seed, prompt index, sample
+    /// index).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A string that ends a completion (kept in it). Repeatable.
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+/// How many prompts (or, for `logprobs`, sequences) go through the model together.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BatchArgs {
+    /// Prompts decoded together, each with its K completions (memory grows with this × K);
+    /// `logprobs`: sequences per forward pass. Results do not depend on it.
+    #[arg(
+        long,
+        alias = "batch-prompts",
+        alias = "prompts-per-batch",
+        default_value_t = 8,
+        value_parser = positive
+    )]
+    pub batch_size: usize,
+}
+
+/// How a problem becomes the prompt text.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TemplateArgs {
+    /// Prompt template for `prompt` text: r1_zero (DeepSeek-R1-Zero's), chat (the checkpoint's
+    /// chat template), raw (as is), or a format string containing {prompt} (Countdown rows
+    /// may also use {numbers} and {target}). `prompt_ids` and `messages` rows are used as given.
+    #[arg(long, default_value = "r1_zero", value_parser = parse_template)]
+    pub template: PromptTemplate,
+}
+
+pub fn parse_template(s: &str) -> Result<PromptTemplate, String> {
+    Ok(match s {
+        "r1_zero" => PromptTemplate::R1Zero,
+        "chat" => PromptTemplate::Chat,
+        "raw" => PromptTemplate::Raw,
+        f if f.contains("{prompt}") => PromptTemplate::Format { format: f.into() },
+        other => {
+            return Err(format!(
+                "`{other}`: expected r1_zero, chat, raw or a format string with {{prompt}}"
+            ))
+        }
+    })
+}
+
+/// Names of the input fields (JSONL keys, Parquet columns) a command reads.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FieldArgs {
+    /// Field holding the prompt text (`prompt_ids` and `messages` are always accepted too).
+    #[arg(long, default_value = "prompt")]
+    pub prompt_field: String,
+    /// Field holding the reference answer.
+    #[arg(long, default_value = "answer")]
+    pub answer_field: String,
+    /// Countdown: field holding the numbers to use.
+    #[arg(long, default_value = "numbers")]
+    pub numbers_field: String,
+    /// Countdown: field holding the target.
+    #[arg(long, default_value = "target")]
+    pub target_field: String,
+}
+
+impl FieldArgs {
+    pub fn fields(&self) -> aha_train::data::Fields {
+        aha_train::data::Fields {
+            prompt: self.prompt_field.clone(),
+            answer: self.answer_field.clone(),
+            numbers: self.numbers_field.clone(),
+            target: self.target_field.clone(),
+        }
+    }
+}
+
+/// The verifier a command judges completions with.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskName {
+    /// Final answer (`<answer>`, `\boxed{}`, …) equivalent to `answer` as mathematics.
+    Math,
+    /// A Countdown expression over `numbers` that evaluates to `target`.
+    Countdown,
+    /// An exactly written integer answer (the demo's synthetic tasks).
+    Arithmetic,
+    /// The R1 template alone: one `<think>` block, then one `<answer>` block.
+    Format,
+}
+
+impl From<TaskName> for Task {
+    fn from(t: TaskName) -> Task {
+        match t {
+            TaskName::Math => Task::Math,
+            TaskName::Countdown => Task::Countdown,
+            TaskName::Arithmetic => Task::Arithmetic,
+            TaskName::Format => Task::Format,
+        }
+    }
+}
+
+/// What the R1 format rule expects of the think block.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThinkName {
+    /// `<think>…</think><answer>…</answer>`.
+    Required,
+    /// As required, or an answer block alone.
+    Optional,
+    /// The prompt ends with `<think>`: completions are `…</think><answer>…</answer>`.
+    Prefilled,
+}
+
+impl From<ThinkName> for ThinkRule {
+    fn from(t: ThinkName) -> ThinkRule {
+        match t {
+            ThinkName::Required => ThinkRule::Required,
+            ThinkName::Optional => ThinkRule::Optional,
+            ThinkName::Prefilled => ThinkRule::Prefilled,
+        }
+    }
+}
+
+/// The verifier: shared by `reward`, `eval` and `rejection-sample` (as `[[reward]]` terms are
+/// in a training config).
+#[derive(clap::Args, Debug, Clone)]
+pub struct VerifierArgs {
+    /// Which verifier judges the completions.
+    #[arg(long, value_enum)]
+    pub task: TaskName,
+    #[command(flatten)]
+    pub think: ThinkArgs,
+}
+
+impl VerifierArgs {
+    pub fn task(&self) -> Task {
+        self.task.into()
+    }
+
+    pub fn reward(&self) -> aha_verify::Reward {
+        self.task().reward_with_think(self.think.rule())
+    }
+}
+
+/// The think-block rule, as `[[reward]] think = …` is in a training config.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ThinkArgs {
+    /// The think-block rule of the task's format check (default: the task's own — required
+    /// for math, countdown and format, optional for arithmetic).
+    #[arg(long, value_enum)]
+    pub think: Option<ThinkName>,
+}
+
+impl ThinkArgs {
+    pub fn rule(&self) -> Option<ThinkRule> {
+        self.think.map(ThinkRule::from)
+    }
+}
+
+/// Opens `--output` (or stdout) before any compute, so a bad path fails at once.
+pub fn open_output(path: Option<&Path>) -> anyhow::Result<(String, BufWriter<Box<dyn Write>>)> {
+    Ok(match path {
+        Some(p) => (
+            p.display().to_string(),
+            BufWriter::new(Box::new(create(p)?)),
+        ),
+        None => ("stdout".into(), BufWriter::new(Box::new(io::stdout().lock()))),
+    })
+}
+
+/// Creates (truncates) the file `path` with an error that says what is wrong with the path.
+pub fn create(path: &Path) -> anyhow::Result<File> {
+    File::create(path).with_context(|| {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        match parent {
+            Some(dir) if !dir.is_dir() => format!(
+                "cannot create {}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            ),
+            _ => format!("cannot create {}", path.display()),
+        }
+    })
+}
+
+/// A count that must be at least 1 (checked by clap, so the error names the flag).
+pub fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}

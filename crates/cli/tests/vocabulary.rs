@@ -1,0 +1,115 @@
+//! One vocabulary across commands (docs/cli.md), through the built binary: the canonical flags
+//! and their old spellings give the same output, and what can be checked without a model (output
+//! paths, counts, model sizes) is refused before any model is loaded.
+
+mod common;
+
+use std::path::Path;
+
+use common::{aha, fixture, scratch};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = aha(args);
+    assert!(
+        out.status.success(),
+        "aha {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = aha(args);
+    assert!(!out.status.success(), "aha {args:?} succeeded");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn old_spellings_are_hidden_aliases_of_the_canonical_flags() {
+    let dir = scratch("vocab-alias");
+    let model = fixture("qwen2_tied_f32");
+    let input = dir.join("p.jsonl");
+    std::fs::write(
+        &input,
+        "{\"prompt\": \"1+1\", \"answer\": \"2\"}\n{\"prompt\": \"2+2\", \"answer\": \"4\"}\n",
+    )
+    .unwrap();
+    let common = [
+        "--model",
+        s(&model),
+        "--input",
+        s(&input),
+        "--max-new-tokens",
+        "4",
+        "--seed",
+        "3",
+    ];
+    let sample = |extra: &[&str]| {
+        let mut a = vec!["sample"];
+        a.extend(common);
+        a.extend(extra);
+        ok(&a)
+    };
+    let canonical = sample(&["--k", "3", "--batch-size", "1"]);
+    assert_eq!(canonical.lines().count(), 6);
+    assert_eq!(sample(&["--n", "3", "--batch-prompts", "1"]), canonical);
+
+    let eval = |extra: &[&str]| {
+        let mut a = vec!["eval", "--task", "arithmetic", "--template", "raw"];
+        a.extend(common);
+        a.extend(extra);
+        ok(&a)
+    };
+    let canonical = eval(&["--k", "2", "--batch-size", "1"]);
+    assert!(canonical.contains("\"k\": 2"), "{canonical}");
+    assert_eq!(eval(&["--k", "2", "--prompts-per-batch", "1"]), canonical);
+
+    // Hidden: the help shows the canonical names only.
+    let help = ok(&["sample", "--help"]);
+    assert!(help.contains("--k <K>") && help.contains("--batch-size"), "{help}");
+    assert!(!help.contains("--n ") && !help.contains("--batch-prompts"), "{help}");
+}
+
+#[test]
+fn a_bad_output_path_fails_before_the_model_is_loaded() {
+    let dir = scratch("vocab-output");
+    let input = dir.join("p.jsonl");
+    std::fs::write(&input, "{\"prompt\": \"1+1\", \"answer\": \"2\", \"completion\": \"2\"}\n")
+        .unwrap();
+    let out = dir.join("missing/dir/e.jsonl");
+    // The model directory does not exist either: the error must be the output's.
+    let no_model = dir.join("no_model");
+    let (inp, outp, m) = (s(&input), s(&out), s(&no_model));
+    for cmd in [
+        vec!["eval", "--task", "math", "--model", m],
+        vec!["rejection-sample", "--task", "math", "--model", m],
+        vec!["sample", "--model", m],
+        vec!["logprobs", "--model", m],
+        vec!["reward", "--task", "math"],
+    ] {
+        let mut a = cmd.clone();
+        a.extend(["--input", inp, "--output", outp]);
+        let err = fails(&a);
+        assert!(
+            err.contains("missing/dir") && err.contains("does not exist"),
+            "{cmd:?}: {err}"
+        );
+        assert!(!err.contains("no_model"), "{cmd:?} loaded the model first: {err}");
+    }
+}
+
+#[test]
+fn counts_and_sizes_of_zero_are_refused() {
+    let dir = scratch("vocab-zero");
+    let err = fails(&["init", "--out", s(&dir.join("m")), "--max-positions", "0"]);
+    assert!(err.contains("--max-positions") && err.contains("at least 1"), "{err}");
+    assert!(!dir.join("m").exists());
+    for flag in ["--k", "--batch-size"] {
+        let err = fails(&["sample", "--model", "m", "--input", "p.jsonl", flag, "0"]);
+        assert!(err.contains(flag) && err.contains("at least 1"), "{err}");
+    }
+}
