@@ -6,7 +6,7 @@
 //!
 //! Checks that need no model (paths writable, counts at least 1) run here, before any compute.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -47,8 +47,9 @@ impl DeviceArgs {
     pub fn device(&self) -> anyhow::Result<Device> {
         match self.device {
             DeviceSpec::Cpu => Ok(Device::Cpu),
-            DeviceSpec::Cuda(n) => Device::new_cuda(n)
-                .with_context(|| format!("--device cuda:{n}: opening the GPU")),
+            DeviceSpec::Cuda(n) => {
+                Device::new_cuda(n).with_context(|| format!("--device cuda:{n}: opening the GPU"))
+            }
         }
     }
 }
@@ -228,19 +229,38 @@ impl ThinkArgs {
     }
 }
 
-/// Opens `--output` (or stdout) before any compute, so a bad path fails at once.
+/// Checks that `path` can be written, before any compute, without leaving a file behind: an
+/// existing file is opened for appending (its contents untouched), a new one created and removed.
+pub fn check_output(path: Option<&Path>) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    if path.exists() {
+        OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    } else {
+        create(path)?;
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens `--output` (or stdout) for writing.
 pub fn open_output(path: Option<&Path>) -> anyhow::Result<(String, BufWriter<Box<dyn Write>>)> {
     Ok(match path {
         Some(p) => (
             p.display().to_string(),
             BufWriter::new(Box::new(create(p)?)),
         ),
-        None => ("stdout".into(), BufWriter::new(Box::new(io::stdout().lock()))),
+        None => (
+            "stdout".into(),
+            BufWriter::new(Box::new(io::stdout().lock())),
+        ),
     })
 }
 
 /// Creates (truncates) the file `path` with an error that says what is wrong with the path.
-pub fn create(path: &Path) -> anyhow::Result<File> {
+fn create(path: &Path) -> anyhow::Result<File> {
     File::create(path).with_context(|| {
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
         match parent {

@@ -106,7 +106,7 @@ fn keeps_exactly_the_verified_completions_and_aha_sft_reads_them() {
         &cap,
         "--template",
         "Q:{prompt}=",
-        "--prompts-per-batch",
+        "--batch-size",
         "5",
     ];
     let (inp, outp) = (s(&problems), s(&out));

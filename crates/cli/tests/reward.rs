@@ -108,7 +108,11 @@ fn a_line_without_answer_is_null_and_scoring_goes_on() {
         ),
     );
     let out = aha(&["reward", "--task", "arithmetic", "--input", &input]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rewards: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

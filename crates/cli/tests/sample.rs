@@ -67,7 +67,7 @@ fn greedy_matches_transformers_generate() {
         &[
             "--temperature",
             "0",
-            "--n",
+            "--k",
             "2",
             "--max-new-tokens",
             "16",
@@ -89,18 +89,18 @@ fn batch_size_does_not_change_the_samples() {
     let dir = scratch("sample-batch");
     let input = "{\"prompt\": \"Q:12+34=\"}\n\n{\"prompt_ids\": [5, 6, 7, 8, 9, 10]}\n\
                  {\"messages\": [{\"role\": \"user\", \"content\": \"Q:5+5=\"}]}\n";
-    let args = ["--n", "3", "--max-new-tokens", "12", "--seed", "7"];
+    let args = ["--k", "3", "--max-new-tokens", "12", "--seed", "7"];
     let one = sample(
         &dir,
         "qwen2_tied_f32",
         input,
-        &[&args[..], &["--batch-prompts", "1"]].concat(),
+        &[&args[..], &["--batch-size", "1"]].concat(),
     );
     let all = sample(
         &dir,
         "qwen2_tied_f32",
         input,
-        &[&args[..], &["--batch-prompts", "3"]].concat(),
+        &[&args[..], &["--batch-size", "3"]].concat(),
     );
     assert_eq!(one.len(), 9);
     for (a, b) in one.iter().zip(&all) {
@@ -136,7 +136,7 @@ fn stop_strings_end_completions() {
         "qwen2_tied_f32",
         input,
         &[
-            "--n",
+            "--k",
             "4",
             "--max-new-tokens",
             "24",
@@ -154,7 +154,7 @@ fn stop_strings_end_completions() {
         "qwen2_tied_f32",
         input,
         &[
-            "--n",
+            "--k",
             "4",
             "--max-new-tokens",
             "24",
@@ -245,7 +245,7 @@ fn bad_input_fails_before_any_compute() {
         &["--max-new-tokens", "29"],
         &["in.jsonl:1", "at most 99"],
     );
-    fails(&dir, &model, ok, &["--n", "0"], &["--n"]);
+    fails(&dir, &model, ok, &["--k", "0"], &["--k"]);
     fails(
         &dir,
         &model,

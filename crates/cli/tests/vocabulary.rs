@@ -70,16 +70,25 @@ fn old_spellings_are_hidden_aliases_of_the_canonical_flags() {
 
     // Hidden: the help shows the canonical names only.
     let help = ok(&["sample", "--help"]);
-    assert!(help.contains("--k <K>") && help.contains("--batch-size"), "{help}");
-    assert!(!help.contains("--n ") && !help.contains("--batch-prompts"), "{help}");
+    assert!(
+        help.contains("--k <K>") && help.contains("--batch-size"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("--n ") && !help.contains("--batch-prompts"),
+        "{help}"
+    );
 }
 
 #[test]
 fn a_bad_output_path_fails_before_the_model_is_loaded() {
     let dir = scratch("vocab-output");
     let input = dir.join("p.jsonl");
-    std::fs::write(&input, "{\"prompt\": \"1+1\", \"answer\": \"2\", \"completion\": \"2\"}\n")
-        .unwrap();
+    std::fs::write(
+        &input,
+        "{\"prompt\": \"1+1\", \"answer\": \"2\", \"completion\": \"2\"}\n",
+    )
+    .unwrap();
     let out = dir.join("missing/dir/e.jsonl");
     // The model directory does not exist either: the error must be the output's.
     let no_model = dir.join("no_model");
@@ -98,7 +107,10 @@ fn a_bad_output_path_fails_before_the_model_is_loaded() {
             err.contains("missing/dir") && err.contains("does not exist"),
             "{cmd:?}: {err}"
         );
-        assert!(!err.contains("no_model"), "{cmd:?} loaded the model first: {err}");
+        assert!(
+            !err.contains("no_model"),
+            "{cmd:?} loaded the model first: {err}"
+        );
     }
 }
 
@@ -106,7 +118,10 @@ fn a_bad_output_path_fails_before_the_model_is_loaded() {
 fn counts_and_sizes_of_zero_are_refused() {
     let dir = scratch("vocab-zero");
     let err = fails(&["init", "--out", s(&dir.join("m")), "--max-positions", "0"]);
-    assert!(err.contains("--max-positions") && err.contains("at least 1"), "{err}");
+    assert!(
+        err.contains("--max-positions") && err.contains("at least 1"),
+        "{err}"
+    );
     assert!(!dir.join("m").exists());
     for flag in ["--k", "--batch-size"] {
         let err = fails(&["sample", "--model", "m", "--input", "p.jsonl", flag, "0"]);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Item, PromptTemplate};
 use crate::engine::{generate_groups_from, FinishReason, Group, SamplingParams};
-use crate::reward::{score_groups, CompletionScore};
+use crate::reward::{score_groups, CompletionScore, VerifierText};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +169,7 @@ pub fn sample_and_score(
             |ids| tokenizer.decode(ids, false).map_err(|e| e.to_string()),
         )?),
     };
+    let text = VerifierText::new(tokenizer, model.config());
     for (b, chunk) in items.chunks(cfg.prompts_per_batch).enumerate() {
         let first = b * cfg.prompts_per_batch;
         let prompts = chunk
@@ -177,7 +178,7 @@ pub fn sample_and_score(
             .collect::<Result<Vec<_>>>()?;
         let groups = generate_groups_from(model, &prompts, first, cfg.k, &params, stop.as_ref())?;
         // (B·K) scores in group order; `score_groups` indexes items by prompt_index.
-        let mut scores = score_groups(reward, tokenizer, items, &groups)?.into_iter();
+        let mut scores = score_groups(reward, &text, items, &groups)?.into_iter();
         let scored = groups
             .into_iter()
             .map(|group| ScoredGroup {
@@ -202,40 +203,47 @@ pub fn evaluate(
     let extract_cfg = ExtractConfig::default();
     let mut results = Vec::with_capacity(items.len());
     let (mut truncated, mut formatted) = (0usize, 0usize);
-    sample_and_score(model, tokenizer, items, &task.reward_with_think(cfg.think), cfg, |batch| {
-        for ScoredGroup {
-            index,
-            group,
-            scores: s,
-        } in batch
-        {
-            let item = &items[index];
-            truncated += group
-                .completions
-                .iter()
-                .filter(|c| c.finish_reason == FinishReason::Length)
-                .count();
-            formatted += s.iter().filter(|x| x.well_formed).count();
-            let correct: Vec<bool> = s.iter().map(|x| x.correct == Some(true)).collect();
-            let answers: Vec<Option<&str>> = s
-                .iter()
-                .map(|x| extract(&x.text, &extract_cfg).map(|e| e.text))
-                .collect();
-            let maj = majority(&answers, task);
-            results.push(ItemResult {
+    sample_and_score(
+        model,
+        tokenizer,
+        items,
+        &task.reward_with_think(cfg.think),
+        cfg,
+        |batch| {
+            for ScoredGroup {
                 index,
-                problem: item.problem.clone(),
-                answer: item.answer.clone(),
-                completions: s.iter().map(|x| x.text.clone()).collect(),
-                pass_at_1: correct.iter().filter(|&&c| c).count() as f64 / cfg.k as f64,
-                majority_answer: maj.and_then(|m| answers[m]).map(str::to_string),
-                majority_correct: maj.is_some_and(|m| correct[m]),
-                correct,
-                lengths: group.completions.iter().map(|c| c.ids.len()).collect(),
-            });
-        }
-        Ok(())
-    })?;
+                group,
+                scores: s,
+            } in batch
+            {
+                let item = &items[index];
+                truncated += group
+                    .completions
+                    .iter()
+                    .filter(|c| c.finish_reason == FinishReason::Length)
+                    .count();
+                formatted += s.iter().filter(|x| x.well_formed).count();
+                let correct: Vec<bool> = s.iter().map(|x| x.correct == Some(true)).collect();
+                let answers: Vec<Option<&str>> = s
+                    .iter()
+                    .map(|x| extract(&x.text, &extract_cfg).map(|e| e.text))
+                    .collect();
+                let maj = majority(&answers, task);
+                results.push(ItemResult {
+                    index,
+                    problem: item.problem.clone(),
+                    answer: item.answer.clone(),
+                    completions: s.iter().map(|x| x.text.clone()).collect(),
+                    pass_at_1: correct.iter().filter(|&&c| c).count() as f64 / cfg.k as f64,
+                    majority_answer: maj.and_then(|m| answers[m]).map(str::to_string),
+                    majority_correct: maj.is_some_and(|m| correct[m]),
+                    correct,
+                    lengths: group.completions.iter().map(|c| c.ids.len()).collect(),
+                });
+            }
+            Ok(())
+        },
+    )?;
     Ok((summarise(&results, cfg.k, truncated, formatted), results))
 }
 

@@ -81,7 +81,8 @@ pub fn train(cfg: TrainConfig, opts: RunOptions, progress: bool) -> Result<RunSu
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
     let ckpt_dir = run_dir.join("checkpoints");
     prepare_run_dir(&run_dir, opts.resume)?;
-    let (dataset, skipped_rows) = cfg.data.open()?;
+    let needs = crate::data::Needs::of(&cfg.reward()?);
+    let (dataset, skipped_rows) = cfg.data.open_for(needs)?;
     let device = device(cfg.device)?;
     let (policy, tokenizer) = load_policy(&cfg, &device)?;
     std::fs::write(run_dir.join("config.toml"), cfg.to_toml()?)

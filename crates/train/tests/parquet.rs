@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use aha_train::data::{
-    parquet, read_items, DataConfig, DataSource, Dataset, Fields, Item, MissingAnswer,
+    parquet, read_items, DataConfig, DataSource, Dataset, Fields, Item, MissingAnswer, Needs,
     PromptTemplate,
 };
 use aha_train::init_model::init_policy;
@@ -69,6 +69,7 @@ fn math_zstd_large_strings_and_countdown_gzip_lists() {
         &fixture("math.parquet"),
         &fields("problem", "solution"),
         MissingAnswer::Error,
+        Needs::AnyReference,
     )
     .unwrap();
     assert_eq!(items.len(), 2);
@@ -92,7 +93,13 @@ fn math_zstd_large_strings_and_countdown_gzip_lists() {
         numbers: "nums".into(),
         ..Fields::default()
     };
-    let (items, _) = read_items(&fixture("countdown.parquet"), &f, MissingAnswer::Error).unwrap();
+    let (items, _) = read_items(
+        &fixture("countdown.parquet"),
+        &f,
+        MissingAnswer::Error,
+        Needs::AnyReference,
+    )
+    .unwrap();
     let row: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(r#"{"nums": [3, 8, 1], "target": 24}"#).unwrap();
     assert_eq!(
@@ -147,6 +154,7 @@ fn errors_name_the_file_the_row_and_the_column() {
         &fixture("gsm8k.parquet"),
         &fields("problem", "answer"),
         MissingAnswer::Error,
+        Needs::AnyReference,
     )
     .unwrap_err()
     .to_string();
@@ -161,6 +169,7 @@ fn errors_name_the_file_the_row_and_the_column() {
         &fixture("null_prompt.parquet"),
         &fields("question", "answer"),
         MissingAnswer::Error,
+        Needs::AnyReference,
     )
     .unwrap_err()
     .to_string();
@@ -174,6 +183,7 @@ fn errors_name_the_file_the_row_and_the_column() {
         &fixture("timestamp_answer.parquet"),
         &fields("question", "answer"),
         MissingAnswer::Error,
+        Needs::AnyReference,
     )
     .unwrap_err()
     .to_string();
@@ -188,6 +198,7 @@ fn errors_name_the_file_the_row_and_the_column() {
         &fixture("sft.parquet"),
         &Fields::default(),
         MissingAnswer::Skip,
+        Needs::AnyReference,
     )
     .unwrap_err()
     .to_string();
@@ -204,8 +215,13 @@ fn errors_name_the_file_the_row_and_the_column() {
     // Not Parquet at all.
     let bogus = std::env::temp_dir().join(format!("aha-not-{}.parquet", std::process::id()));
     std::fs::write(&bogus, "{\"prompt\": \"x\"}\n").unwrap();
-    let err = read_items(&bogus, &Fields::default(), MissingAnswer::Error)
-        .unwrap_err()
-        .to_string();
+    let err = read_items(
+        &bogus,
+        &Fields::default(),
+        MissingAnswer::Error,
+        Needs::AnyReference,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("not a readable Parquet file"), "{err}");
 }

@@ -91,7 +91,6 @@ impl Task {
         }
     }
 }
-}
 
 /// Totals over a scored file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -5,12 +5,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use aha_train::data::{read_items, MissingAnswer};
+use aha_train::data::{read_items, MissingAnswer, Needs};
 use aha_train::eval::{evaluate, EvalConfig};
 use anyhow::Context;
 
 use crate::args::{
-    open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs, TemplateArgs, VerifierArgs,
+    check_output, open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs, TemplateArgs,
+    VerifierArgs,
 };
 
 #[derive(clap::Args, Debug)]
@@ -43,6 +44,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_output(args.output.as_deref())?;
     let task = args.verifier.task();
     let sa = args.sampling;
     let cfg = EvalConfig {
@@ -57,17 +59,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop_strings: sa.stop,
         prompts_per_batch: args.batch.batch_size,
     };
-    let (items, _) = read_items(&args.input, &args.fields.fields(), MissingAnswer::Error)?;
-    let mut out = match &args.output {
-        Some(p) => Some(open_output(Some(p))?),
-        None => None,
-    };
+    let needs = Needs::of(&args.verifier.reward());
+    let (items, _) = read_items(
+        &args.input,
+        &args.fields.fields(),
+        MissingAnswer::Error,
+        needs,
+    )?;
     let device = args.device.device()?;
     let model = aha_model::load::load_model(&args.model, &device, false)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
     let (summary, results) = evaluate(&model, &tokenizer, &items, task, &cfg)?;
-    if let Some((name, out)) = &mut out {
+    if let Some(path) = &args.output {
+        let (name, mut out) = open_output(Some(path))?;
         for r in &results {
             writeln!(out, "{}", serde_json::to_string(r)?)
                 .with_context(|| format!("writing {name}"))?;

@@ -12,7 +12,7 @@ use aha_model::Model;
 use anyhow::{bail, Context};
 use candle_core::Tensor;
 
-use crate::args::{open_output, BatchArgs, DeviceArgs};
+use crate::args::{check_output, open_output, BatchArgs, DeviceArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -52,11 +52,12 @@ struct Row {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (_, mut out) = open_output(args.output.as_deref())?;
+    check_output(args.output.as_deref())?;
     let dev = args.device.device()?;
     let model = load_model(&args.model, &dev, false)
         .with_context(|| format!("loading the model from {}", args.model.display()))?;
     let rows = read_rows(&args.input, &args.model, &model)?;
+    let (_, mut out) = open_output(args.output.as_deref())?;
 
     // Score in batches of similar length, then write in input order.
     let mut order: Vec<usize> = (0..rows.len()).collect();

@@ -6,14 +6,15 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use aha_train::data::{read_items, MissingAnswer};
+use aha_train::data::{read_items, MissingAnswer, Needs};
 use aha_train::eval::EvalConfig;
 use aha_train::rejection::{rejection_sample, RejectionConfig};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{
-    open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs, TemplateArgs, VerifierArgs,
+    check_output, open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs, TemplateArgs,
+    VerifierArgs,
 };
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +59,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_output(Some(&args.output))?;
     let sa = args.sampling;
     let cfg = RejectionConfig {
         sampling: EvalConfig {
@@ -75,13 +77,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         keep_per_prompt: args.keep_per_prompt,
         require_format: !args.ignore_format,
     };
-    let (items, _) = read_items(&args.input, &args.fields.fields(), MissingAnswer::Error)?;
+    let needs = Needs::of(&args.verifier.reward());
+    let (items, _) = read_items(
+        &args.input,
+        &args.fields.fields(),
+        MissingAnswer::Error,
+        needs,
+    )?;
     let path = &args.output;
-    let (_, mut out) = open_output(Some(path))?;
     let device = args.device.device()?;
     let model = aha_model::load::load_model(&args.model, &device, false)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
+    let (_, mut out) = open_output(Some(path))?;
 
     let bar = ProgressBar::new(items.len() as u64).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} problems ({eta})")

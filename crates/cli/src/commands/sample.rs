@@ -1,41 +1,54 @@
-//! `aha sample`: G completions of every prompt in a JSONL file, one output line per completion.
+//! `aha sample`: K completions of every prompt in a JSONL or Parquet file, one output line per
+//! completion that carries the input row's fields, so `aha reward`, `aha logprobs` and `aha sft`
+//! read it as it is.
 //!
 //! The whole input is read, tokenized and checked first (form, empty prompts, length against the
 //! model's context, chat-template errors), so a bad line fails before any compute. Prompts are
-//! then generated in batches of `--batch-prompts` with the rollout engine; a completion's random
+//! then generated in batches of `--batch-size` with the rollout engine; a completion's random
 //! stream depends only on (seed, prompt index, sample index), so the batch size does not change
 //! the output. Lines are written as each batch finishes.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::args::{check_output, open_output, BatchArgs, DeviceArgs, SamplingArgs, TemplateArgs};
 use aha_model::load::load_model;
 use aha_model::tokenizer::Tokenizer;
+use aha_train::data::rows::{read_rows, Columns};
+use aha_train::data::{Item, PromptTemplate};
 use aha_train::engine::{generate_groups_from, FinishReason, Prompt, SamplingParams, StopMatcher};
+use aha_train::reward::VerifierText;
 use anyhow::{bail, Context};
-use crate::args::{open_output, BatchArgs, DeviceArgs, SamplingArgs};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value};
 
 #[derive(clap::Args, Debug)]
 #[command(mut_arg("max_new_tokens", |a| a.default_value("256")))]
+#[command(mut_arg("template", |a| a.default_value("raw")))]
 #[command(after_help = "\
-Input lines: {\"prompt\": \"text\"}, {\"prompt_ids\": [1, 2, 3]} or
-{\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} (rendered with the checkpoint's chat
-template and its generation prompt). Other fields are ignored.
-Output lines, one per completion, prompt by prompt: {\"prompt_index\", \"sample_index\",
+Input rows (JSONL, or Parquet by extension): {\"prompt\": \"text\"} (or --prompt-field; wrapped by
+--template), {\"prompt_ids\": [1, 2, 3]} or {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}
+(rendered with the checkpoint's chat template and its generation prompt).
+Output lines, one per completion, prompt by prompt: the input row's fields (an answer, an id;
+`prompt` becomes the text the model saw) and {\"prompt_index\", \"sample_index\",
 \"completion_ids\", \"completion\", \"logprobs\", \"finish_reason\": \"stop\"|\"length\"}.
+`completion` keeps every token but EOS and padding, as the verifiers see it.
 logprobs[i] is log p(completion_ids[i]) under softmax(logits / temperature) over the full
 vocabulary (temperature 1 when greedy), before top-k/top-p truncation.")]
 pub struct Args {
     /// Checkpoint directory (config.json, *.safetensors, tokenizer.json).
     #[arg(long)]
     model: PathBuf,
-    /// JSONL file of prompts.
+    /// Prompts: JSONL, or Parquet (`.parquet`).
     #[arg(long)]
     input: PathBuf,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    template: TemplateArgs,
+    /// Field holding the prompt text (`prompt_ids` and `messages` are always accepted too).
+    #[arg(long, default_value = "prompt")]
+    prompt_field: String,
     #[command(flatten)]
     batch: BatchArgs,
     #[command(flatten)]
@@ -51,6 +64,8 @@ pub struct Args {
 /// One output line.
 #[derive(serde::Serialize)]
 struct Line<'a> {
+    #[serde(flatten)]
+    row: &'a Map<String, Value>,
     prompt_index: usize,
     sample_index: usize,
     completion_ids: &'a [u32],
@@ -60,7 +75,7 @@ struct Line<'a> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (out_name, out) = open_output(args.output.as_deref())?;
+    check_output(args.output.as_deref())?;
     let device = args.device.device()?;
     let tokenizer = Tokenizer::from_dir(&args.model)
         .with_context(|| format!("loading the tokenizer of {}", args.model.display()))?;
@@ -85,20 +100,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         params.eos_token_ids.dedup();
     }
     let cfg = model.config();
-    let prompts = read_prompts(
-        &args.input,
+    let source = Source {
+        path: &args.input,
+        prompt_field: &args.prompt_field,
+        template: &args.template.template,
+    };
+    let (prompts, rows) = read_prompts(
+        &source,
         &tokenizer,
         cfg.vocab_size,
         cfg.max_position_embeddings,
         sa.max_new_tokens,
-    )?;
+    )?
+    .into_iter()
+    .unzip::<_, _, Vec<_>, Vec<_>>();
+    let text = VerifierText::new(&tokenizer, model.config());
     let stop = if sa.stop.is_empty() {
         None
     } else {
         Some(StopMatcher::new(&tokenizer, &sa.stop)?)
     };
     let (k, batch_size) = (sa.k, args.batch.batch_size);
-    let mut out = out;
+    let (out_name, mut out) = open_output(args.output.as_deref())?;
     let bar = ProgressBar::new((prompts.len() * k) as u64).with_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} completions, {per_sec} ({eta} left)",
@@ -120,11 +143,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             })?;
         for group in &groups {
             for c in &group.completions {
-                let text = tokenizer
-                    .inner()
-                    .decode(&c.ids, true)
-                    .map_err(|e| anyhow::anyhow!("decoding a completion: {e}"))?;
+                let text = text.decode(&c.ids).context("decoding a completion")?;
                 let line = Line {
+                    row: &rows[group.prompt_index],
                     prompt_index: group.prompt_index,
                     sample_index: c.sample_index,
                     completion_ids: &c.ids,
@@ -161,15 +182,36 @@ fn write_failed(out: &str, flushed: usize) -> String {
     format!("writing to {out} failed; its first {flushed} lines are complete")
 }
 
-/// Read, tokenize and check every prompt of `path` before anything is generated.
+/// Where prompts come from and how their text is read.
+struct Source<'a> {
+    path: &'a Path,
+    prompt_field: &'a str,
+    template: &'a PromptTemplate,
+}
+
+/// An input row's fields, carried into its output lines.
+type Row = Map<String, Value>;
+
+/// Fields the output line writes itself; an input row's own copies are dropped.
+const OUTPUT_FIELDS: [&str; 6] = [
+    "prompt_index",
+    "sample_index",
+    "completion_ids",
+    "completion",
+    "logprobs",
+    "finish_reason",
+];
+
+/// Read, tokenize and check every prompt before anything is generated: each prompt's ids and the
+/// row its output lines carry.
 fn read_prompts(
-    path: &Path,
+    src: &Source<'_>,
     tokenizer: &Tokenizer,
     vocab: usize,
     context: usize,
     max_new_tokens: usize,
-) -> anyhow::Result<Vec<Vec<u32>>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+) -> anyhow::Result<Vec<(Vec<u32>, Row)>> {
+    let path = src.path;
     let limit = context.checked_sub(max_new_tokens).filter(|&l| l > 0);
     let Some(limit) = limit else {
         bail!(
@@ -177,17 +219,22 @@ fn read_prompts(
              of {context} tokens (max_position_embeddings)"
         );
     };
-    let mut prompts = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let at = || format!("{}:{}", path.display(), i + 1);
-        let line = line.with_context(|| format!("reading {}", at()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: serde_json::Value =
-            serde_json::from_str(&line).with_context(|| format!("{}: invalid JSON", at()))?;
-        let prompt = Prompt::from_json(&value).with_context(at)?;
-        let ids = prompt.to_ids(tokenizer).with_context(at)?;
+    let (rows, _) = read_rows(path, Columns::All)?;
+    let mut prompts = Vec::with_capacity(rows.len());
+    for row in rows {
+        let at = || format!("{}:{}", path.display(), row.line);
+        let mut fields = row.fields;
+        let prompt = Prompt::from_row(&fields, src.prompt_field).with_context(at)?;
+        let ids = match prompt {
+            Prompt::Text(problem) if problem.is_empty() => Vec::new(),
+            Prompt::Text(problem) => {
+                let item = Item::new(problem, None, None, None);
+                let text = src.template.render(&item, tokenizer).with_context(at)?;
+                fields.insert("prompt".into(), Value::String(text));
+                src.template.encode(&item, tokenizer).with_context(at)?
+            }
+            other => other.to_ids(tokenizer).with_context(at)?,
+        };
         if ids.is_empty() {
             bail!("{}: the prompt is empty (no tokens)", at());
         }
@@ -205,7 +252,10 @@ fn read_prompts(
                 at()
             );
         }
-        prompts.push(ids);
+        for f in OUTPUT_FIELDS {
+            fields.remove(f);
+        }
+        prompts.push((ids, fields));
     }
     if prompts.is_empty() {
         bail!("{}: no prompts", path.display());

@@ -3,59 +3,29 @@
 //! The prompt field must be a string; the answer may be a string or a number; Countdown rows
 //! carry an array of integers and an integer target (and may then omit the prompt: the problem
 //! text is the built-in Countdown one). A row with no reference at all (no answer, no
-//! numbers+target) is an error naming the file and line, or skipped and counted, as the config
-//! says. Blank lines are ignored.
+//! numbers+target) — or without what the task needs, see [`Needs`] — is an error naming the file
+//! and line, or skipped and counted, as the config says. Lines come from [`read_rows`].
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::data::{synthetic, Fields, Item, MissingAnswer};
-use crate::{Error, Result};
+use crate::data::rows::{read_rows, Columns};
+use crate::data::{items_from_rows, synthetic, Fields, Item, MissingAnswer, Needs};
+use crate::Result;
 
 pub fn read_items(
     path: &Path,
     fields: &Fields,
     missing: MissingAnswer,
+    needs: Needs,
 ) -> Result<(Vec<Item>, usize)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut items = Vec::new();
-    let mut skipped = 0;
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| Error::Data {
-            path: path.into(),
-            line: n + 1,
-            message,
-        };
-        let row: Map<String, Value> = match serde_json::from_str(line) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => return Err(bad("expected a JSON object".into())),
-            Err(e) => return Err(bad(format!("invalid JSON: {e}"))),
-        };
-        match row_item(&row, fields).map_err(bad)? {
-            Some(item) => items.push(item),
-            None => match missing {
-                MissingAnswer::Skip => skipped += 1,
-                MissingAnswer::Error => {
-                    return Err(bad(format!(
-                        "no `{}` field (nor `{}` and `{}`) to judge completions against",
-                        fields.answer, fields.numbers, fields.target
-                    )))
-                }
-            },
-        }
-    }
-    Ok((items, skipped))
+    let (rows, _) = read_rows(path, Columns::All)?;
+    items_from_rows(path, rows, fields, missing, needs)
 }
 
-/// One row as an item; `Ok(None)` when it has no reference; `Err` for a malformed field.
-pub fn row_item(
-    row: &Map<String, Value>,
-    fields: &Fields,
-) -> std::result::Result<Option<Item>, String> {
+/// One row as an item; `Err` for a malformed or missing field.
+pub fn row_item(row: &Map<String, Value>, fields: &Fields) -> std::result::Result<Item, String> {
     let problem = match row.get(&fields.prompt) {
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => {
@@ -109,14 +79,13 @@ pub fn row_item(
     };
     let mut rest = row.clone();
     rest.remove(&fields.prompt);
-    let item = Item {
+    Ok(Item {
         problem,
         answer,
         numbers,
         target,
         row: rest,
-    };
-    Ok(item.has_reference().then_some(item))
+    })
 }
 
 #[cfg(test)]
@@ -140,7 +109,8 @@ mod tests {
             answer: "a".into(),
             ..Fields::default()
         };
-        let (items, skipped) = read_items(&p, &f, MissingAnswer::Error).unwrap();
+        let (items, skipped) =
+            read_items(&p, &f, MissingAnswer::Error, Needs::AnyReference).unwrap();
         assert_eq!(skipped, 0);
         assert_eq!(items[0].answer.as_deref(), Some("2"));
         // The row external rewards see: every field but the prompt.
@@ -154,18 +124,19 @@ mod tests {
             "missing.jsonl",
             "{\"q\": \"1+1\", \"a\": 2}\n{\"q\": \"2+2\"}\n",
         );
-        let err = read_items(&p, &f, MissingAnswer::Error)
+        let err = read_items(&p, &f, MissingAnswer::Error, Needs::AnyReference)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("missing.jsonl:2") && err.contains("`a`"),
             "{err}"
         );
-        let (items, skipped) = read_items(&p, &f, MissingAnswer::Skip).unwrap();
+        let (items, skipped) =
+            read_items(&p, &f, MissingAnswer::Skip, Needs::AnyReference).unwrap();
         assert_eq!((items.len(), skipped), (1, 1));
 
         let p = write("bad.jsonl", "{\"q\": 5, \"a\": 2}\n");
-        let err = read_items(&p, &f, MissingAnswer::Skip)
+        let err = read_items(&p, &f, MissingAnswer::Skip, Needs::AnyReference)
             .unwrap_err()
             .to_string();
         assert!(

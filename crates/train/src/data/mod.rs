@@ -9,12 +9,13 @@
 
 pub mod jsonl;
 pub mod parquet;
+pub mod rows;
 pub mod synthetic;
 pub mod template;
 
 use std::path::PathBuf;
 
-use aha_verify::{Reference, Reward, Task};
+use aha_verify::{Reference, Reward, RewardSpec, Task};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -220,13 +221,20 @@ impl DataConfig {
 
     /// Opens the source (reading a file whole); returns it with the count of skipped rows.
     pub fn open(&self) -> Result<(Dataset, usize)> {
+        self.open_for(Needs::AnyReference)
+    }
+
+    /// Opens the source, checking that every row holds what `needs` says (a row that does not
+    /// is an error naming its line, or skipped and counted, as `missing_answer` says).
+    pub fn open_for(&self, needs: Needs) -> Result<(Dataset, usize)> {
         match &self.source {
             DataSource::Jsonl { path, fields, .. } => {
-                let (rows, skipped) = jsonl::read_items(path, fields, self.missing_answer)?;
+                let (rows, skipped) = jsonl::read_items(path, fields, self.missing_answer, needs)?;
                 Ok((Dataset::rows(path.clone(), rows)?, skipped))
             }
             DataSource::Parquet { path, fields, .. } => {
-                let (rows, skipped) = parquet::read_items(path, fields, self.missing_answer)?;
+                let (rows, skipped) =
+                    parquet::read_items(path, fields, self.missing_answer, needs)?;
                 Ok((Dataset::rows(path.clone(), rows)?, skipped))
             }
             DataSource::Addition { digits } => Ok((Dataset::Addition { digits: *digits }, 0)),
@@ -242,16 +250,114 @@ impl DataConfig {
 }
 
 /// Problems from a file, Parquet or JSONL by its extension (see [`parquet::is_parquet`]): the
-/// items and the count of rows skipped for lacking a reference.
+/// items and the count of rows skipped for lacking what `needs` says.
 pub fn read_items(
     path: &std::path::Path,
     fields: &Fields,
     missing: MissingAnswer,
+    needs: Needs,
 ) -> Result<(Vec<Item>, usize)> {
     match parquet::is_parquet(path) {
-        true => parquet::read_items(path, fields, missing),
-        false => jsonl::read_items(path, fields, missing),
+        true => parquet::read_items(path, fields, missing, needs),
+        false => jsonl::read_items(path, fields, missing, needs),
     }
+}
+
+/// What a row must hold for a reward to judge completions of it. Checked on every row before
+/// any compute, so a task that does not match the data is an error, not a run that scores 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Some reference: an answer, or numbers and target.
+    AnyReference,
+    /// Nothing: the reward judges the completion alone (format, language).
+    Nothing,
+    /// The answer (math, arithmetic).
+    Answer,
+    /// The numbers and the target (Countdown).
+    Countdown,
+}
+
+impl Needs {
+    /// What the reward's accuracy term (the one that defines `correct`) judges against.
+    pub fn of(reward: &Reward) -> Self {
+        match reward.specs().iter().find(|s| s.is_accuracy()) {
+            Some(RewardSpec::Math { .. } | RewardSpec::Arithmetic { .. }) => Needs::Answer,
+            Some(RewardSpec::Countdown { .. }) => Needs::Countdown,
+            Some(RewardSpec::Format { .. } | RewardSpec::Language { .. }) | None => Needs::Nothing,
+        }
+    }
+
+    /// Why `item` cannot be judged, naming the fields; `None` when it can.
+    pub fn lacks(self, item: &Item, f: &Fields) -> Option<String> {
+        let cd = item.numbers.is_some() && item.target.is_some();
+        match self {
+            Needs::Nothing => None,
+            Needs::AnyReference if item.has_reference() => None,
+            Needs::AnyReference => Some(format!(
+                "no `{}` field (nor `{}` and `{}`) to judge completions against",
+                f.answer, f.numbers, f.target
+            )),
+            Needs::Answer if item.answer.is_some() => None,
+            Needs::Answer => Some(format!(
+                "no `{}` field: the task judges completions against it{}",
+                f.answer,
+                match cd {
+                    true => " (the row has Countdown's fields: use --task countdown)",
+                    false => "",
+                }
+            )),
+            Needs::Countdown if cd => None,
+            Needs::Countdown => Some(format!(
+                "no `{}` and `{}` fields: Countdown judges completions against them{}",
+                f.numbers,
+                f.target,
+                match item.answer.is_some() {
+                    true => " (the row has an answer: use --task math or arithmetic)",
+                    false => "",
+                }
+            )),
+        }
+    }
+
+    /// Why a Parquet file's columns cannot serve, naming them; `None` when they can.
+    fn missing_columns(self, table: &parquet::Rows, f: &Fields) -> Option<String> {
+        let cd = table.has(&f.numbers) && table.has(&f.target);
+        let answer = table.has(&f.answer);
+        let why = match self {
+            Needs::Nothing => return None,
+            Needs::AnyReference if answer || cd => return None,
+            Needs::Answer if answer => return None,
+            Needs::Countdown if cd => return None,
+            Needs::AnyReference => {
+                format!("`{}` (nor `{}` and `{}`)", f.answer, f.numbers, f.target)
+            }
+            Needs::Answer => format!("`{}`", f.answer),
+            Needs::Countdown => format!("`{}` and `{}`", f.numbers, f.target),
+        };
+        Some(format!("no column {why} to judge completions against"))
+    }
+}
+
+/// Rows as items: each must parse ([`jsonl::row_item`]) and hold what `needs` says; a row that
+/// lacks it is an error naming its line, or skipped and counted.
+pub fn items_from_rows(
+    path: &std::path::Path,
+    rows: Vec<rows::Row>,
+    fields: &Fields,
+    missing: MissingAnswer,
+    needs: Needs,
+) -> Result<(Vec<Item>, usize)> {
+    let mut items = Vec::with_capacity(rows.len());
+    let mut skipped = 0;
+    for row in rows {
+        let item = jsonl::row_item(&row.fields, fields).map_err(|m| row.error(path, m))?;
+        match (needs.lacks(&item, fields), missing) {
+            (None, _) => items.push(item),
+            (Some(_), MissingAnswer::Skip) => skipped += 1,
+            (Some(why), MissingAnswer::Error) => return Err(row.error(path, why)),
+        }
+    }
+    Ok((items, skipped))
 }
 
 /// An opened source.
@@ -268,7 +374,9 @@ impl Dataset {
             return Err(Error::Data {
                 path,
                 line: 0,
-                message: "the dataset has no usable rows".into(),
+                message: "the dataset has no usable rows (rows without what the reward \
+                          judges against are skipped: missing_answer = \"skip\")"
+                    .into(),
             });
         }
         Ok(Dataset::Rows { path, items })

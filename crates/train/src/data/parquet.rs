@@ -19,8 +19,8 @@ use ::parquet::record::Field;
 use ::parquet::schema::types::Type;
 use serde_json::{Map, Number, Value};
 
-use crate::data::jsonl::row_item;
-use crate::data::{Fields, Item, MissingAnswer};
+use crate::data::rows::Row;
+use crate::data::{items_from_rows, Fields, Item, MissingAnswer, Needs};
 use crate::{Error, Result};
 
 /// Whether `path` names a Parquet file (`.parquet` or `.pq`, any case); anything else is JSONL.
@@ -175,13 +175,14 @@ fn to_json(field: &Field) -> std::result::Result<Value, String> {
     })
 }
 
-/// GRPO / eval problems from a Parquet file, judged as JSONL rows are (see `jsonl::row_item`).
-/// The file needs the prompt and answer columns, or both Countdown columns (numbers, target; the
-/// prompt column is then optional).
+/// GRPO / eval problems from a Parquet file, judged as JSONL rows are (see
+/// [`crate::data::items_from_rows`]). The file needs the prompt column, or both Countdown
+/// columns (numbers, target; the prompt is then the built-in Countdown one).
 pub fn read_items(
     path: &Path,
     fields: &Fields,
     missing: MissingAnswer,
+    needs: Needs,
 ) -> Result<(Vec<Item>, usize)> {
     let wanted = [
         fields.prompt.as_str(),
@@ -194,36 +195,14 @@ pub fn read_items(
     if !table.has(&fields.prompt) && !countdown {
         return Err(table.missing(path, &format!("no column `{}`", fields.prompt)));
     }
-    if !table.has(&fields.answer) && !countdown {
-        return Err(table.missing(
-            path,
-            &format!(
-                "no column `{}` (nor `{}` and `{}`) to judge completions against",
-                fields.answer, fields.numbers, fields.target
-            ),
-        ));
+    if let Some(what) = needs.missing_columns(&table, fields) {
+        return Err(table.missing(path, &what));
     }
-    let mut items = Vec::with_capacity(table.rows.len());
-    let mut skipped = 0;
-    for (i, row) in table.rows.iter().enumerate() {
-        let bad = |message: String| Error::Data {
-            path: path.into(),
+    let rows = (table.rows.into_iter().enumerate())
+        .map(|(i, fields)| Row {
             line: i + 1,
-            message,
-        };
-        match row_item(row, fields).map_err(bad)? {
-            Some(item) => items.push(item),
-            None => match missing {
-                MissingAnswer::Skip => skipped += 1,
-                MissingAnswer::Error => {
-                    return Err(bad(format!(
-                        "`{}` is null (and `{}`/`{}` do not both hold values): nothing to judge \
-                         completions against",
-                        fields.answer, fields.numbers, fields.target
-                    )))
-                }
-            },
-        }
-    }
-    Ok((items, skipped))
+            fields,
+        })
+        .collect();
+    items_from_rows(path, rows, fields, missing, needs)
 }

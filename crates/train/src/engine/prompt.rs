@@ -9,7 +9,7 @@
 //! model's context (the engine does, before any compute).
 
 use aha_model::tokenizer::{ChatMessage, Tokenizer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// One prompt, in one of the three forms a JSONL line may give.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +21,8 @@ pub enum Prompt {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    #[error("expected exactly one of the fields \"prompt\", \"prompt_ids\" or \"messages\", {0}")]
-    Form(String),
+    #[error("expected exactly one of the fields {0}, \"prompt_ids\" or \"messages\", {1}")]
+    Form(String, String),
     #[error("field `{field}`: {message}")]
     Field { field: String, message: String },
     #[error(transparent)]
@@ -39,25 +39,35 @@ fn field(field: &str, message: impl Into<String>) -> PromptError {
 impl Prompt {
     /// Read the prompt of one JSONL object; other fields (an answer, an id) are left alone.
     pub fn from_json(value: &Value) -> Result<Self, PromptError> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| PromptError::Form(format!("got a JSON {}", kind(value))))?;
-        let present: Vec<&str> = ["prompt", "prompt_ids", "messages"]
+        match value.as_object() {
+            Some(obj) => Self::from_row(obj, "prompt"),
+            None => Err(PromptError::Form(
+                "\"prompt\"".into(),
+                format!("got a JSON {}", kind(value)),
+            )),
+        }
+    }
+
+    /// As [`Prompt::from_json`] on a row's fields, with the text under `text_field`
+    /// (`--prompt-field`).
+    pub fn from_row(obj: &Map<String, Value>, text_field: &str) -> Result<Self, PromptError> {
+        let form = |found: String| PromptError::Form(format!("{text_field:?}"), found);
+        let present: Vec<&str> = [text_field, "prompt_ids", "messages"]
             .into_iter()
             .filter(|k| obj.contains_key(*k))
             .collect();
         match present.as_slice() {
-            ["prompt"] => match &obj["prompt"] {
+            [k] if *k == text_field => match &obj[text_field] {
                 Value::String(s) => Ok(Prompt::Text(s.clone())),
                 v => Err(field(
-                    "prompt",
+                    text_field,
                     format!("expected a string, got {}", kind(v)),
                 )),
             },
             ["prompt_ids"] => parse_ids(&obj["prompt_ids"]).map(Prompt::Ids),
             ["messages"] => parse_messages(&obj["messages"]).map(Prompt::Messages),
-            [] => Err(PromptError::Form("found none".into())),
-            many => Err(PromptError::Form(format!("found {}", many.join(" and ")))),
+            [] => Err(form("found none".into())),
+            many => Err(form(format!("found {}", many.join(" and ")))),
         }
     }
 

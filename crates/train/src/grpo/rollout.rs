@@ -17,7 +17,7 @@ use crate::algo::{self, overlong_effect};
 use crate::config::{GroupFilter, TrainConfig};
 use crate::data::{Item, PromptStream};
 use crate::engine::{self, FinishReason, Group, SamplingParams, StopMatcher};
-use crate::reward::{score_groups, CompletionScore};
+use crate::reward::{score_groups, CompletionScore, VerifierText};
 use crate::{Error, Result};
 
 /// One prompt's group with everything the step needs about it.
@@ -103,7 +103,8 @@ pub fn collect_rollouts(ctx: &RolloutContext<'_>, stream: &mut PromptStream) -> 
                 gr
             })
             .collect();
-        let scores = score_groups(ctx.reward, ctx.tokenizer, &items, &local)?; // (B·G)
+        let text = VerifierText::new(ctx.tokenizer, ctx.policy.config());
+        let scores = score_groups(ctx.reward, &text, &items, &local)?; // (B·G)
         out.reward_s += t.elapsed().as_secs_f64();
 
         let mut scores = scores.into_iter();
