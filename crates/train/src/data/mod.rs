@@ -283,7 +283,13 @@ impl Needs {
         match reward.specs().iter().find(|s| s.is_accuracy()) {
             Some(RewardSpec::Math { .. } | RewardSpec::Arithmetic { .. }) => Needs::Answer,
             Some(RewardSpec::Countdown { .. }) => Needs::Countdown,
-            Some(RewardSpec::Format { .. } | RewardSpec::Language { .. }) | None => Needs::Nothing,
+            // A program sees the whole row and judges what it can.
+            Some(
+                RewardSpec::Format { .. }
+                | RewardSpec::Language { .. }
+                | RewardSpec::Command { .. },
+            )
+            | None => Needs::Nothing,
         }
     }
 
