@@ -96,9 +96,11 @@ pub fn sample_and_judge(
         k: sampling.k,
         temperature: sampling.temperature,
         top_p: 1.0,
+        top_k: 0,
         max_new_tokens: sampling.max_new_tokens,
         seed: sampling.seed,
         template: prompt_template(),
+        think: None,
         stop_strings: Vec::new(),
         prompts_per_batch: EVAL_CHUNK,
     };
