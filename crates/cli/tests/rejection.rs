@@ -39,8 +39,9 @@ fn write_lines(path: &Path, lines: impl IntoIterator<Item = Value>) {
 /// SFT config text for `aha sft`.
 fn sft_config(data: &Path, model: &str, steps: usize) -> String {
     format!(
-        "name = \"t\"\nsteps = {steps}\nbatch_size = 20\ndata = {data:?}\ncheckpoint_every = \
-         {steps}\n[model]\n{model}\n[sft]\nmicro_batch_size = 20\n[sft.optim]\nlr = 3e-3\n"
+        "name = \"t\"\nsteps = {steps}\n[data]\npath = {data:?}\n[model]\n{model}\n[sft]\n\
+         batch_size = 20\nmicro_batch_size = 20\n[optim]\nlr = 3e-3\n[output]\n\
+         checkpoint_every = {steps}\n"
     )
 }
 
@@ -193,7 +194,11 @@ fn keeps_exactly_the_verified_completions_and_aha_sft_reads_them() {
     let cfg = dir.join("next.toml");
     std::fs::write(&cfg, sft_config(&out, &format!("path = {ckpt:?}"), 2)).unwrap();
     let stdout = ok(&["sft", &s(&cfg), "--run-dir", &s(&dir.join("next_run"))]);
-    assert!(stdout.starts_with("2 steps"), "{stdout}");
+    // Piped stdout gets a line per step, then the summary.
+    assert!(
+        stdout.lines().last().unwrap_or("").starts_with("2 steps"),
+        "{stdout}"
+    );
 
     // Parquet input (GSM8K layout): nothing here is correct, so nothing is kept.
     let gsm8k =

@@ -13,7 +13,7 @@ use aha_verify::RewardSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::algo::{AdvantageNorm, KlEstimator, LossAggregation, Overlong};
-use crate::data::DataConfig;
+use crate::data::{DataConfig, DataSource};
 use crate::optim::OptimConfig;
 use crate::{Error, Result};
 
@@ -190,6 +190,9 @@ pub struct GrpoConfig {
 fn checkpoint_every() -> usize {
     50
 }
+fn keep_last() -> usize {
+    3
+}
 fn samples_per_step() -> usize {
     2
 }
@@ -197,22 +200,54 @@ fn yes() -> bool {
     true
 }
 
-/// What a run writes besides the weights.
+/// What a run writes besides the weights (`[output]`, the same for `aha train` and `aha sft`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Save a checkpoint every this many steps (and always after the last).
     #[serde(default = "checkpoint_every")]
     pub checkpoint_every: usize,
-    /// Completions per step written to samples.jsonl.
+    /// Checkpoints kept: older ones are deleted after each save, never the newest (0: keep all).
+    #[serde(default = "keep_last")]
+    pub keep_last: usize,
+    /// Completions per step written to samples.jsonl (SFT: per checkpoint).
     #[serde(default = "samples_per_step")]
     pub samples_per_step: usize,
     /// Dollars per device-hour for the cost column.
     #[serde(default)]
     pub price_per_device_hour: f64,
-    /// Show a progress bar.
+    /// Report progress: a bar when stdout is a terminal, else one line per step.
     #[serde(default = "yes")]
     pub progress: bool,
+}
+
+impl OutputConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.checkpoint_every == 0 {
+            return Err(Error::config(
+                "output.checkpoint_every",
+                "must be at least 1",
+            ));
+        }
+        if !(self.price_per_device_hour.is_finite() && self.price_per_device_hour >= 0.0) {
+            return Err(Error::config(
+                "output.price_per_device_hour",
+                "must be a finite number ≥ 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `name` must be usable as a directory name (the default run directory is `runs/NAME`).
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(Error::config(
+            "name",
+            format!("`{name}` is not a usable directory name"),
+        ));
+    }
+    Ok(())
 }
 
 fn run_name() -> String {
@@ -285,20 +320,22 @@ default_from_serde!(RolloutConfig, GrpoConfig, OutputConfig);
 
 impl TrainConfig {
     /// Reads `path`, applies its preset and `overrides` (`key=value`, dotted keys), validates.
+    /// Relative paths in the file are taken from the file's directory; relative paths in
+    /// `overrides` (given on the command line) from the current directory.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::from_toml_str(&text, overrides).map_err(|e| match e {
-            Error::Config { field, message } if field.is_empty() => Error::ConfigFile {
-                path: path.into(),
-                message,
-            },
-            other => other,
-        })
+        let base = config_dir(path)?;
+        Self::parse(&text, Some(&base), overrides).map_err(|e| in_file(path, e))
     }
 
-    /// As [`TrainConfig::load`] from TOML text. Syntax and unknown-key errors come back as
-    /// `Error::Config` with an empty field and the parser's message (line and column).
+    /// As [`TrainConfig::load`] from TOML text, relative paths left as they are. Syntax and
+    /// unknown-key errors come back as `Error::Config` with an empty field and the parser's
+    /// message (line and column).
     pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Self> {
+        Self::parse(text, None, overrides)
+    }
+
+    fn parse(text: &str, base: Option<&Path>, overrides: &[String]) -> Result<Self> {
         // Stage 1: the file alone, for errors that can point at a line.
         let raw: toml::Table =
             toml::from_str(text).map_err(|e| Error::config("", e.to_string()))?;
@@ -323,16 +360,18 @@ impl TrainConfig {
                 toml::from_str(p.toml()).map_err(|e| Error::config("preset", e.to_string()))?;
             merge_under(&mut merged, under);
         }
-        let cfg: TrainConfig = toml::Value::Table(merged)
+        let mut cfg: TrainConfig = toml::Value::Table(merged)
             .try_into()
             .map_err(|e: toml::de::Error| Error::config("", e.to_string()))?;
-        let mut full = toml::Table::try_from(&cfg).map_err(|e| Error::config("", e.to_string()))?;
-        for o in overrides {
-            apply_override(&mut full, o)?;
+        if let Some(base) = base {
+            rebase(base, &mut cfg.model.path);
+            if let DataSource::Jsonl { path, .. } | DataSource::Parquet { path, .. } =
+                &mut cfg.data.source
+            {
+                *path = base.join(&*path);
+            }
         }
-        let cfg: TrainConfig = toml::Value::Table(full)
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::config("--set", e.to_string()))?;
+        let cfg = with_overrides(&cfg, overrides)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -348,12 +387,7 @@ impl TrainConfig {
             (Some(_), None) | (None, Some(_)) => {}
             _ => return bad("model", "set exactly one of `path` and `init`".into()),
         }
-        if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            return bad(
-                "name",
-                format!("`{}` is not a usable directory name", self.name),
-            );
-        }
+        validate_name(&self.name)?;
         let r = &self.rollout;
         if r.prompts_per_step == 0 {
             return bad("rollout.prompts_per_step", "must be at least 1".into());
@@ -400,9 +434,7 @@ impl TrainConfig {
                 );
             }
         }
-        if self.output.checkpoint_every == 0 {
-            return bad("output.checkpoint_every", "must be at least 1".into());
-        }
+        self.output.validate()?;
         if self.steps == 0 {
             return bad("steps", "must be at least 1".into());
         }
@@ -429,6 +461,44 @@ impl TrainConfig {
         aha_verify::Reward::new(self.reward.clone())
             .map_err(|e| Error::config("reward", e.to_string()))
     }
+}
+
+/// The absolute directory of a config file: where its relative paths start.
+pub fn config_dir(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+    Ok(abs.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+/// Makes a relative `path` start at `base` (the config file's directory).
+pub fn rebase(base: &Path, path: &mut Option<PathBuf>) {
+    if let Some(p) = path {
+        *p = base.join(&*p);
+    }
+}
+
+/// A config error without a file (a parse error or a bad value) placed in `path`.
+pub fn in_file(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Config { field, message } if field.is_empty() => Error::ConfigFile {
+            path: path.into(),
+            message,
+        },
+        other => other,
+    }
+}
+
+/// `cfg` with `--set key=value` overrides applied, every value typed by the field it replaces.
+pub fn with_overrides<T: Serialize + serde::de::DeserializeOwned>(
+    cfg: &T,
+    overrides: &[String],
+) -> Result<T> {
+    let mut full = toml::Table::try_from(cfg).map_err(|e| Error::config("", e.to_string()))?;
+    for o in overrides {
+        apply_override(&mut full, o)?;
+    }
+    toml::Value::Table(full)
+        .try_into()
+        .map_err(|e: toml::de::Error| Error::config("--set", e.to_string()))
 }
 
 /// Adds every key of `under` that `over` lacks, recursing into tables.

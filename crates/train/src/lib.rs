@@ -20,10 +20,15 @@ pub mod grpo;
 pub mod init_model;
 pub mod metrics;
 pub mod optim;
+pub mod progress;
 pub mod rejection;
 pub mod reward;
 pub mod run;
+pub mod run_dir;
+pub mod run_log;
 pub mod sft;
+pub mod sft_config;
 pub mod sft_run;
+pub mod tensorboard;
 
 pub use error::{Error, Result};

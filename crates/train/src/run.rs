@@ -1,33 +1,52 @@
 //! A GRPO run on disk: checks everything that can fail before any compute, then steps the
-//! trainer, writing `metrics.jsonl`, `samples.jsonl` and checkpoints into the run directory.
-//!
-//! ```text
-//! RUN/config.toml          the resolved config (every default written out)
-//! RUN/metrics.jsonl        one StepMetrics per step
-//! RUN/samples.jsonl        a few completions per step
-//! RUN/checkpoints/step_000100/   HF checkpoint + optimizer.safetensors + trainer_state.json
-//! ```
+//! trainer, writing the shared run layout ([`crate::run_dir`]: config.toml, metrics.jsonl,
+//! samples.jsonl, TensorBoard events, `checkpoints/step_NNNNNN` with optimizer.safetensors and
+//! trainer_state.json).
 //!
 //! `resume` continues from the newest complete checkpoint; metrics and samples written after it
-//! (by a run that died before its next checkpoint) are dropped so the files read as one run.
+//! (by a run that died before its next checkpoint) are dropped so the files read as one run. A
+//! set stop flag ends the run after the current step with a checkpoint.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use aha_model::load::GenerationConfig;
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
 use candle_core::Device;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::{DeviceKind, TrainConfig};
-use crate::grpo::checkpoint::{checkpoint_name, newest_checkpoint};
+use crate::config::{DeviceKind, ModelSection, TrainConfig};
 use crate::grpo::GrpoTrainer;
-use crate::metrics::{JsonlWriter, StepMetrics};
+use crate::metrics::StepMetrics;
+use crate::progress::ProgressMode;
+use crate::run_dir::{prune_checkpoints, RunDir};
+use crate::run_log::RunLog;
 use crate::{Error, Result};
 
 pub struct RunOptions {
     /// Defaults to `runs/NAME`.
     pub run_dir: Option<PathBuf>,
     pub resume: bool,
+    pub progress: ProgressMode,
+    /// Set (by a signal handler) to stop after the current step, with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl RunOptions {
+    /// No progress report and no stop flag.
+    pub fn new(run_dir: Option<PathBuf>, resume: bool) -> Self {
+        Self {
+            run_dir,
+            resume,
+            progress: ProgressMode::Off,
+            stop: None,
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +60,10 @@ pub struct RunSummary {
     pub last: Option<StepMetrics>,
     /// Dataset rows left out for a missing answer.
     pub skipped_rows: usize,
+    /// The newest checkpoint this invocation wrote.
+    pub checkpoint: Option<PathBuf>,
+    /// The run stopped early because the stop flag was set.
+    pub stopped: bool,
 }
 
 pub fn device(kind: DeviceKind) -> Result<Device> {
@@ -55,10 +78,19 @@ pub fn device(kind: DeviceKind) -> Result<Device> {
     }
 }
 
-/// The policy (trainable) and tokenizer the config names.
-pub fn load_policy(cfg: &TrainConfig, device: &Device) -> Result<(Model, Tokenizer)> {
-    match (&cfg.model.path, &cfg.model.init) {
-        (Some(path), _) => {
+/// A policy to train, as loaded from `[model]`.
+pub struct Policy {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    /// The checkpoint's `generation_config.json`, written back unchanged into every checkpoint
+    /// of the run (it may list several end-of-sequence ids where config.json lists one).
+    pub generation: Option<GenerationConfig>,
+}
+
+/// The policy (trainable) and tokenizer `[model]` names.
+pub fn load_policy(section: &ModelSection, device: &Device) -> Result<Policy> {
+    match (&section.path, &section.init) {
+        (Some(path), None) => {
             if !path.is_dir() {
                 return Err(Error::config(
                     "model.path",
@@ -67,110 +99,94 @@ pub fn load_policy(cfg: &TrainConfig, device: &Device) -> Result<(Model, Tokeniz
             }
             let model = aha_model::load::load_model(path, device, true)?;
             let tokenizer = Tokenizer::from_dir(path)?;
-            Ok((model, tokenizer))
+            let file = path.join(aha_model::load::GENERATION_FILE);
+            let generation = match file.is_file() {
+                true => Some(GenerationConfig::from_file(&file)?),
+                false => None,
+            };
+            Ok(Policy {
+                model,
+                tokenizer,
+                generation,
+            })
         }
-        (None, Some(preset)) => crate::init_model::init_policy(preset, cfg.model.init_seed, device),
-        (None, None) => Err(Error::config("model", "set `path` or `init`")),
+        (None, Some(preset)) => {
+            let (model, tokenizer) =
+                crate::init_model::init_policy(preset, section.init_seed, device)?;
+            Ok(Policy {
+                model,
+                tokenizer,
+                generation: None,
+            })
+        }
+        _ => Err(Error::config(
+            "model",
+            "set exactly one of `path` and `init`",
+        )),
     }
 }
 
-/// Runs `cfg` to `cfg.steps` steps. `progress` draws a progress bar on stderr.
-pub fn train(cfg: TrainConfig, opts: RunOptions, progress: bool) -> Result<RunSummary> {
-    let run_dir = opts
+/// Runs `cfg` to `cfg.steps` steps, or until `opts.stop` is set.
+///
+/// Everything that can fail on the config, the model or the data fails before a file of the
+/// run directory is written (see [`RunDir`]).
+pub fn train(cfg: TrainConfig, opts: RunOptions) -> Result<RunSummary> {
+    let dir = opts
         .run_dir
+        .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-    let ckpt_dir = run_dir.join("checkpoints");
-    prepare_run_dir(&run_dir, opts.resume)?;
+    let config_toml = cfg.to_toml()?;
+    let run = RunDir::check(&dir, opts.resume, &config_toml)?;
     let needs = crate::data::Needs::of(&cfg.reward()?);
     let (dataset, skipped_rows) = cfg.data.open_for(needs)?;
     let device = device(cfg.device)?;
-    let (policy, tokenizer) = load_policy(&cfg, &device)?;
-    std::fs::write(run_dir.join("config.toml"), cfg.to_toml()?)
-        .map_err(|e| Error::io(run_dir.join("config.toml"), e))?;
-
-    let steps = cfg.steps;
-    let every = cfg.output.checkpoint_every;
-    let mut trainer = GrpoTrainer::new(cfg, policy, tokenizer, dataset)?;
-    let resumed_from = match opts.resume {
-        true => newest_checkpoint(&ckpt_dir)?,
-        false => None,
-    };
-    if let Some((_, dir)) = &resumed_from {
-        trainer.restore_checkpoint(dir)?;
+    let policy = load_policy(&cfg.model, &device)?;
+    let (steps, output) = (cfg.steps, cfg.output.clone());
+    let mut trainer = GrpoTrainer::new(cfg, policy.model, policy.tokenizer, dataset)?;
+    trainer.set_generation_config(policy.generation);
+    if let Some((_, ckpt)) = &run.resume_from {
+        trainer.restore_checkpoint(ckpt)?;
     }
+    run.begin(&config_toml)?;
     let done = trainer.state().step;
-    let keep = resumed_from.as_ref().map(|_| done);
-    let mut metrics = JsonlWriter::open(&run_dir.join("metrics.jsonl"), keep)?;
-    let mut samples = JsonlWriter::open(&run_dir.join("samples.jsonl"), keep)?;
+    let mut log = RunLog::open(&run, "grpo", opts.progress, steps)?;
 
-    let bar = progress_bar(progress, steps, done);
-    let mut last = None;
+    let (mut last, mut checkpoint, mut stopped) = (None, None, false);
     while trainer.state().step < steps {
         let out = trainer.step().map_err(|e| match e {
             Error::Diverged(m) => Error::Diverged(format!(
                 "{m}; the newest good checkpoint is under {}",
-                ckpt_dir.display()
+                run.checkpoints().display()
             )),
             e => e,
         })?;
-        metrics.write(&out.metrics)?;
-        for s in &out.samples {
-            samples.write(s)?;
-        }
-        let step = out.metrics.step;
-        if step.is_multiple_of(every) || step == steps {
-            trainer.save_checkpoint(&ckpt_dir.join(checkpoint_name(step)))?;
-        }
-        if let Some(b) = &bar {
-            let m = &out.metrics;
-            b.set_position(step as u64);
-            b.set_message(format!(
-                "reward {:.3} acc {:.3} len {:.0} {:.0} tok/s",
-                m.reward_mean, m.accuracy, m.completion_len_mean, m.tokens_per_s
-            ));
+        let (m, step) = (&out.metrics, out.metrics.step);
+        let summary = format!(
+            "reward {:.3} acc {:.3} len {:.0} {:.0} tok/s",
+            m.reward_mean, m.accuracy, m.completion_len_mean, m.tokens_per_s
+        );
+        log.step(step, m, &out.samples, &summary)?;
+        stopped = opts.stop_requested();
+        if step.is_multiple_of(output.checkpoint_every) || step == steps || stopped {
+            let ckpt = run.checkpoint(step);
+            trainer.save_checkpoint(&ckpt)?;
+            prune_checkpoints(&run.checkpoints(), output.keep_last)?;
+            checkpoint = Some(ckpt);
         }
         last = Some(out.metrics);
+        if stopped {
+            break;
+        }
     }
-    if let Some(b) = bar {
-        b.finish();
-    }
+    log.progress.finish();
     Ok(RunSummary {
-        run_dir,
+        run_dir: dir,
         steps: trainer.state().step,
         steps_run: trainer.state().step - done,
-        resumed_from: resumed_from.map(|(_, d)| d),
+        resumed_from: run.resume_from.map(|(_, d)| d),
         last,
         skipped_rows,
+        checkpoint,
+        stopped,
     })
-}
-
-/// Creates the run directory and checks it is writable; refuses to overwrite a run unless
-/// resuming.
-fn prepare_run_dir(dir: &Path, resume: bool) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    if !resume && dir.join("metrics.jsonl").exists() {
-        return Err(Error::Checkpoint {
-            path: dir.into(),
-            message:
-                "already holds a run; pass --resume to continue it or choose another --run-dir"
-                    .into(),
-        });
-    }
-    let probe = dir.join(".write_test");
-    std::fs::write(&probe, b"").map_err(|e| Error::io(&probe, e))?;
-    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
-}
-
-fn progress_bar(show: bool, steps: usize, done: usize) -> Option<ProgressBar> {
-    if !show {
-        return None;
-    }
-    let bar = ProgressBar::new(steps as u64);
-    let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-        .map(|s| s.progress_chars("=> "));
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    bar.set_position(done as u64);
-    Some(bar)
 }

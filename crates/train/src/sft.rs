@@ -3,6 +3,7 @@
 //!
 //! [`SftTrainer`] is the library API (`aha sft` and the demo's pretraining call it); it owns no
 //! data pipeline and writes no files except through [`SftTrainer::save_optimizer`].
+//! `sft_run` is the on-disk run (config, data order, checkpoints, resume).
 
 use std::path::Path;
 
@@ -160,5 +161,14 @@ impl SftTrainer {
     /// Writes the optimizer state (moments and step count).
     pub fn save_optimizer(&self, path: &Path) -> Result<()> {
         self.updater.optimizer.save(path)
+    }
+
+    /// Reads back what [`SftTrainer::save_optimizer`] wrote, with the update counters saved
+    /// beside it, so that a resumed run continues bit for bit.
+    pub fn load_optimizer(&mut self, path: &Path, counters: UpdateCounters) -> Result<()> {
+        let device = self.model.device().clone();
+        self.updater.optimizer.load(path, &device)?;
+        self.updater.counters = counters;
+        Ok(())
     }
 }

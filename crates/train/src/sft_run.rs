@@ -1,14 +1,18 @@
-//! `aha sft`: supervised fine-tuning from a TOML config and a JSONL (or Parquet) file.
+//! `aha sft`: supervised fine-tuning from a TOML config ([`SftRunConfig`]) and a JSONL (or
+//! Parquet) file, in the run layout `aha train` uses ([`crate::run_dir`]).
 //!
 //! Each line (row) is `{"prompt": …, "completion": …}` (plain text: the prompt is tokenized as
 //! is and the completion follows it, then EOS) or `{"messages": [{"role", "content"}, …]}`
 //! (rendered with the checkpoint's chat template; each assistant turn becomes one example whose
 //! prompt is everything before it, so the loss covers assistant tokens only); a `reward` field
 //! (`aha rejection-sample` writes one) is ignored. Examples are visited in a seeded shuffle per
-//! epoch. Writes `metrics.jsonl` (one line per step) and HF checkpoints with
-//! `optimizer.safetensors`; resuming an SFT run is not supported.
+//! epoch, so a checkpoint needs only (epoch, position) to resume the same order. At each
+//! checkpoint a few of the step's prompts are completed greedily into samples.jsonl.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use aha_model::config::StoredDtype;
 use aha_model::tokenizer::{ChatMessage, Tokenizer};
@@ -17,61 +21,18 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ModelSection;
-use crate::metrics::JsonlWriter;
-use crate::sft::{Example, SftConfig, SftStepStats, SftTrainer};
+use crate::engine::{generate_groups, SamplingParams};
+use crate::grpo::checkpoint::{set_weights, OPTIMIZER_FILE, STATE_FILE};
+use crate::metrics::forward_flops;
+use crate::optim::UpdateCounters;
+use crate::progress::ProgressMode;
+use crate::run::{device, load_policy, Policy};
+use crate::run_dir::{prune_checkpoints, RunDir};
+use crate::run_log::RunLog;
+use crate::sft::{Example, SftStepStats, SftTrainer};
 use crate::{Error, Result};
 
-fn name() -> String {
-    "sft".into()
-}
-fn steps() -> usize {
-    100
-}
-fn batch() -> usize {
-    16
-}
-fn every() -> usize {
-    100
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SftRunConfig {
-    #[serde(default = "name")]
-    pub name: String,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default = "steps")]
-    pub steps: usize,
-    /// Examples per step.
-    #[serde(default = "batch")]
-    pub batch_size: usize,
-    /// The JSONL or Parquet (`.parquet`) file of examples.
-    pub data: PathBuf,
-    pub model: ModelSection,
-    #[serde(default)]
-    pub sft: SftConfig,
-    #[serde(default = "every")]
-    pub checkpoint_every: usize,
-}
-
-impl SftRunConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: Self = toml::from_str(&text).map_err(|e| Error::ConfigFile {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-        if cfg.steps == 0 || cfg.batch_size == 0 || cfg.checkpoint_every == 0 {
-            return Err(Error::config(
-                "steps",
-                "steps, batch_size and checkpoint_every must be at least 1",
-            ));
-        }
-        Ok(cfg)
-    }
-}
+pub use crate::sft_config::SftRunConfig;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,72 +142,290 @@ fn push_examples(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct SftLine {
-    step: usize,
-    #[serde(flatten)]
-    stats: SftStepStats,
+/// One line of an SFT run's metrics.jsonl. `step_s`, `tokens_per_s`, `device_hours` and
+/// `cost_usd` measure time (`metrics::TIMING_FIELDS`); the rest repeat exactly on a resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SftMetrics {
+    pub step: usize,
+    /// Mean cross-entropy (nats) over the loss tokens.
+    pub loss: f64,
+    /// Loss tokens in the batch.
+    pub tokens: usize,
+    pub grad_norm: f64,
+    pub lr: f64,
+    /// The update was skipped for a non-finite loss or gradient.
+    pub skipped: bool,
+    pub tokens_per_s: f64,
+    pub step_s: f64,
+    /// Cumulative FLOPs of the run (forward and backward).
+    pub flops: f64,
+    pub device_hours: f64,
+    pub cost_usd: f64,
 }
 
-/// Runs SFT; returns the last step's stats.
-pub fn run_sft(cfg: &SftRunConfig, run_dir: &Path) -> Result<Option<SftStepStats>> {
-    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-    let device = candle_core::Device::Cpu;
-    let train_cfg_model = &cfg.model;
-    let (model, tokenizer) = match (&train_cfg_model.path, &train_cfg_model.init) {
-        (Some(p), None) => (
-            aha_model::load::load_model(p, &device, true)?,
-            Tokenizer::from_dir(p)?,
-        ),
-        (None, Some(preset)) => {
-            crate::init_model::init_policy(preset, train_cfg_model.init_seed, &device)?
+/// A greedy completion of a training prompt next to its target, written at checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SftSample {
+    pub step: usize,
+    pub prompt: String,
+    pub completion: String,
+    pub target: String,
+}
+
+/// What an SFT checkpoint holds besides weights and optimizer moments (trainer_state.json).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SftState {
+    pub step: usize,
+    /// Epochs begun; the current one's order is the shuffle seeded by `(seed, epoch - 1)`.
+    pub epoch: u64,
+    /// Examples of the current epoch consumed.
+    pub cursor: usize,
+    pub counters: UpdateCounters,
+    pub flops: f64,
+    pub device_seconds: f64,
+}
+
+pub struct SftOptions {
+    /// Defaults to `runs/NAME`.
+    pub run_dir: Option<PathBuf>,
+    pub resume: bool,
+    pub progress: ProgressMode,
+    /// Set (by a signal handler) to stop after the current step, with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl SftOptions {
+    pub fn new(run_dir: Option<PathBuf>, resume: bool) -> Self {
+        Self {
+            run_dir,
+            resume,
+            progress: ProgressMode::Off,
+            stop: None,
         }
-        _ => {
-            return Err(Error::config(
-                "model",
-                "set exactly one of `path` and `init`",
-            ))
-        }
-    };
-    let examples = read_examples(&cfg.data, &tokenizer)?;
-    let mut metrics = JsonlWriter::open(&run_dir.join("metrics.jsonl"), None)?;
-    let mut trainer = SftTrainer::new(model, cfg.sft.clone(), cfg.steps)?;
-    let mut order: Vec<usize> = Vec::new();
-    let (mut epoch, mut cursor) = (0u64, 0usize);
-    let mut last = None;
-    for step in 1..=cfg.steps {
-        let mut batch = Vec::with_capacity(cfg.batch_size);
-        while batch.len() < cfg.batch_size {
-            if cursor == order.len() {
-                order = (0..examples.len()).collect();
-                order.shuffle(&mut ChaCha8Rng::seed_from_u64(crate::data::mix(
-                    cfg.seed, epoch,
-                )));
-                (epoch, cursor) = (epoch + 1, 0);
-            }
-            batch.push(examples[order[cursor]].clone());
-            cursor += 1;
-        }
-        let stats = trainer.step(&batch)?;
-        metrics.write(&SftLine { step, stats })?;
-        if step % cfg.checkpoint_every == 0 || step == cfg.steps {
-            let dir = run_dir
-                .join("checkpoints")
-                .join(crate::grpo::checkpoint::checkpoint_name(step));
-            aha_model::save::write_atomically(&dir, |tmp| {
-                aha_model::save::save_checkpoint(
-                    trainer.model(),
-                    &tokenizer,
-                    None,
-                    tmp,
-                    StoredDtype::F32,
-                )?;
-                trainer
-                    .save_optimizer(&tmp.join(crate::grpo::checkpoint::OPTIMIZER_FILE))
-                    .map_err(|e| aha_model::Error::Input(e.to_string()))
-            })?;
-        }
-        last = Some(stats);
     }
-    Ok(last)
+}
+
+#[derive(Debug, Clone)]
+pub struct SftSummary {
+    pub run_dir: PathBuf,
+    /// Steps done in total (including those before a resume).
+    pub steps: usize,
+    pub resumed_from: Option<PathBuf>,
+    pub last: Option<SftMetrics>,
+    /// The newest checkpoint this invocation wrote.
+    pub checkpoint: Option<PathBuf>,
+    /// The run stopped early because the stop flag was set.
+    pub stopped: bool,
+}
+
+/// The examples in a run's order: a fresh seeded shuffle each epoch.
+struct ExampleOrder {
+    seed: u64,
+    order: Vec<usize>,
+    epoch: u64,
+    cursor: usize,
+}
+
+impl ExampleOrder {
+    fn new(seed: u64, n: usize, epoch: u64, cursor: usize) -> Self {
+        let mut o = Self {
+            seed,
+            order: (0..n).collect(),
+            epoch,
+            cursor,
+        };
+        if epoch > 0 {
+            o.shuffle(epoch - 1);
+        } else {
+            o.cursor = n;
+        }
+        o
+    }
+
+    fn shuffle(&mut self, epoch: u64) {
+        self.order = (0..self.order.len()).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(crate::data::mix(self.seed, epoch));
+        self.order.shuffle(&mut rng);
+    }
+
+    fn next(&mut self) -> usize {
+        if self.cursor == self.order.len() {
+            self.shuffle(self.epoch);
+            (self.epoch, self.cursor) = (self.epoch + 1, 0);
+        }
+        self.cursor += 1;
+        self.order[self.cursor - 1]
+    }
+}
+
+/// Runs SFT to `cfg.steps` steps, or until `opts.stop` is set. Everything that can fail on the
+/// config, the model or the data fails before a file of the run directory is written.
+pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
+    let dir = opts
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
+    cfg.validate()?;
+    let config_toml = cfg.to_toml()?;
+    let run = RunDir::check(&dir, opts.resume, &config_toml)?;
+    let device = device(cfg.device)?;
+    let Policy {
+        model,
+        tokenizer,
+        generation,
+    } = load_policy(&cfg.model, &device)?;
+    let examples = read_examples(&cfg.data.path, &tokenizer)?;
+    let mut trainer = SftTrainer::new(model, cfg.trainer_config(), cfg.steps)?;
+    let mut state = SftState::default();
+    if let Some((_, ckpt)) = &run.resume_from {
+        state = restore(&mut trainer, ckpt)?;
+    }
+    run.begin(&config_toml)?;
+    let mut log = RunLog::open(&run, "sft", opts.progress, cfg.steps)?;
+    let mut order = ExampleOrder::new(cfg.seed, examples.len(), state.epoch, state.cursor);
+    let mcfg = trainer.model().config().clone();
+    let save = |trainer: &SftTrainer, state: &SftState, dir: &Path| {
+        aha_model::save::write_atomically(dir, |tmp| {
+            let wrap = |e: Error| aha_model::Error::Input(e.to_string());
+            let g = generation.as_ref();
+            aha_model::save::save_checkpoint(
+                trainer.model(),
+                &tokenizer,
+                g,
+                tmp,
+                StoredDtype::F32,
+            )?;
+            trainer
+                .save_optimizer(&tmp.join(OPTIMIZER_FILE))
+                .map_err(wrap)?;
+            write_state(&tmp.join(STATE_FILE), state).map_err(wrap)
+        })
+    };
+
+    let (mut last, mut checkpoint, mut stopped) = (None, None, false);
+    while state.step < cfg.steps {
+        let started = Instant::now();
+        let batch: Vec<Example> = (0..cfg.sft.batch_size)
+            .map(|_| examples[order.next()].clone())
+            .collect();
+        let stats = trainer.step(&batch)?;
+        let step_s = started.elapsed().as_secs_f64();
+        state.step += 1;
+        (state.epoch, state.cursor) = (order.epoch, order.cursor);
+        state.counters = trainer.counters();
+        state.flops += 3.0
+            * batch
+                .iter()
+                .map(|e| forward_flops(&mcfg, 0, e.prompt_ids.len() + e.completion_ids.len()))
+                .sum::<f64>();
+        state.device_seconds += step_s;
+        let m = metrics_line(&state, &stats, step_s, cfg.output.price_per_device_hour);
+        let summary = format!("loss {:.4} grad norm {:.3}", m.loss, m.grad_norm);
+        log.step(state.step, &m, &[] as &[SftSample], &summary)?;
+        stopped = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        let step = state.step;
+        if step.is_multiple_of(cfg.output.checkpoint_every) || step == cfg.steps || stopped {
+            let ckpt = run.checkpoint(step);
+            save(&trainer, &state, &ckpt)?;
+            prune_checkpoints(&run.checkpoints(), cfg.output.keep_last)?;
+            let n = cfg.output.samples_per_step.min(batch.len());
+            log.samples(&greedy_samples(&trainer, &tokenizer, &batch[..n], step)?)?;
+            checkpoint = Some(ckpt);
+        }
+        last = Some(m);
+        if stopped {
+            break;
+        }
+    }
+    log.progress.finish();
+    Ok(SftSummary {
+        run_dir: dir,
+        steps: state.step,
+        resumed_from: run.resume_from.map(|(_, d)| d),
+        last,
+        checkpoint,
+        stopped,
+    })
+}
+
+fn metrics_line(state: &SftState, s: &SftStepStats, step_s: f64, price: f64) -> SftMetrics {
+    let device_hours = state.device_seconds / 3600.0;
+    SftMetrics {
+        step: state.step,
+        loss: s.loss,
+        tokens: s.tokens,
+        grad_norm: s.grad_norm,
+        lr: s.lr,
+        skipped: s.skipped,
+        tokens_per_s: s.tokens as f64 / step_s.max(1e-9),
+        step_s,
+        flops: state.flops,
+        device_hours,
+        cost_usd: device_hours * price,
+    }
+}
+
+fn write_state(path: &Path, state: &SftState) -> Result<()> {
+    let text = serde_json::to_string_pretty(state).map_err(|e| Error::Checkpoint {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
+}
+
+/// Loads weights, optimizer and counters of the checkpoint in `dir`; returns its state.
+fn restore(trainer: &mut SftTrainer, dir: &Path) -> Result<SftState> {
+    let path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let state: SftState = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+        path: path.clone(),
+        message: format!("not an SFT checkpoint's state: {e}"),
+    })?;
+    let device = trainer.model().device().clone();
+    let ckpt = aha_model::load::load_checkpoint(dir, &device)?;
+    set_weights(trainer.model(), &ckpt.tensors, dir)?;
+    trainer.load_optimizer(&dir.join(OPTIMIZER_FILE), state.counters)?;
+    Ok(state)
+}
+
+/// Greedy completions of `examples`' prompts, each up to its target's length and a margin.
+fn greedy_samples(
+    trainer: &SftTrainer,
+    tokenizer: &Tokenizer,
+    examples: &[Example],
+    step: usize,
+) -> Result<Vec<SftSample>> {
+    if examples.is_empty() {
+        return Ok(Vec::new());
+    }
+    let model = trainer.model();
+    let mut eos = tokenizer.eos_token_ids();
+    eos.extend(model.config().eos_token_ids.iter().copied());
+    let longest = examples.iter().map(|e| e.completion_ids.len()).max();
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: longest.unwrap_or(0) + 16,
+        eos_token_ids: eos,
+        ..SamplingParams::default()
+    };
+    let prompts: Vec<Vec<u32>> = examples.iter().map(|e| e.prompt_ids.clone()).collect();
+    let groups = generate_groups(model, &prompts, 1, &params, None)?;
+    let text = |ids: &[u32]| tokenizer.decode(ids, false);
+    examples
+        .iter()
+        .zip(&groups)
+        .map(|(e, g)| {
+            let ids = g
+                .completions
+                .first()
+                .map(|c| c.ids.as_slice())
+                .unwrap_or(&[]);
+            Ok(SftSample {
+                step,
+                prompt: text(&e.prompt_ids)?,
+                completion: text(ids)?,
+                target: text(&e.completion_ids)?,
+            })
+        })
+        .collect()
 }

@@ -102,20 +102,17 @@ fn comparable(path: &Path) -> Vec<serde_json::Value> {
 fn resume_reproduces_an_uninterrupted_run() {
     let whole = temp_dir("whole");
     let cfg = smoke_config(&["steps=4", "output.checkpoint_every=2"]);
-    let opts = |d: &Path, resume| RunOptions {
-        run_dir: Some(d.to_path_buf()),
-        resume,
-    };
-    let s = train(cfg.clone(), opts(&whole, false), false).unwrap();
+    let opts = |d: &Path, resume| RunOptions::new(Some(d.to_path_buf()), resume);
+    let s = train(cfg.clone(), opts(&whole, false)).unwrap();
     assert_eq!((s.steps, s.steps_run), (4, 4));
 
     let split = temp_dir("split");
     let half = smoke_config(&["steps=2", "output.checkpoint_every=2"]);
-    train(half, opts(&split, false), false).unwrap();
+    train(half, opts(&split, false)).unwrap();
     // A fresh start refuses to overwrite the run.
-    let err = train(cfg.clone(), opts(&split, false), false).unwrap_err();
+    let err = train(cfg.clone(), opts(&split, false)).unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
-    let s = train(cfg, opts(&split, true), false).unwrap();
+    let s = train(cfg, opts(&split, true)).unwrap();
     assert_eq!((s.steps, s.steps_run), (4, 2));
     assert!(s.resumed_from.unwrap().ends_with("step_000002"));
 
@@ -157,15 +154,7 @@ fn variants_run_kl_multi_pass_dynamic_sampling() {
         "grpo.overlong={ kind = \"soft_penalty\", buffer = 8, factor = 1.0 }",
     ]);
     assert_eq!(cfg.grpo.passes, 2);
-    let s = train(
-        cfg,
-        RunOptions {
-            run_dir: Some(dir.clone()),
-            resume: false,
-        },
-        false,
-    )
-    .unwrap();
+    let s = train(cfg, RunOptions::new(Some(dir.clone()), false)).unwrap();
     let m = s.last.unwrap();
     assert!(m.kl.is_some_and(|k| k.is_finite() && k >= 0.0), "{m:?}");
     assert!(m.groups_generated >= 4 && m.groups_trained <= 4);

@@ -9,6 +9,7 @@ mod init;
 mod logprobs;
 mod rejection_sample;
 mod reward;
+mod run_args;
 mod sample;
 mod sft;
 mod train;

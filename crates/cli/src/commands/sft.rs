@@ -1,37 +1,53 @@
 //! `aha sft`: supervised fine-tuning (cold start, rejection-sampled data, distillation, or
-//! pretraining with `sft.loss_on = "all"`) from a TOML config.
+//! pretraining with `sft.loss_on = "all"`) from a TOML config shaped like `aha train`'s.
 
-use std::path::PathBuf;
-
-use aha_train::sft_run::{run_sft, SftRunConfig};
+use aha_train::progress::ProgressMode;
+use aha_train::sft_run::{run_sft, SftOptions, SftRunConfig};
 use anyhow::Context;
+
+use super::run_args::{RunArgs, StopSignal};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The SFT config (TOML): name, seed, steps, batch_size, data (JSONL of {"prompt",
-    /// "completion"} or {"messages"}), [model] path or init, [sft] optim / micro_batch_size /
-    /// loss_on, checkpoint_every.
-    pub config: PathBuf,
-    /// Where metrics and checkpoints go (default: runs/NAME).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
+    /// name, seed, steps; [model] path or init; [data] path (JSONL or Parquet of
+    /// {"prompt", "completion"} or {"messages"}); [sft] batch_size, micro_batch_size, loss_on;
+    /// [optim]; [output]. See configs/sft_smoke.toml.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = SftRunConfig::load(&args.config)
-        .with_context(|| format!("reading config {}", args.config.display()))?;
-    let dir = args
-        .run_dir
-        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-    match run_sft(&cfg, &dir)? {
-        Some(s) => println!(
+    let a = &args.run;
+    let cfg = SftRunConfig::load(&a.config, &a.set)
+        .with_context(|| format!("reading config {}", a.config.display()))?;
+    if a.show_config {
+        print!("{}", cfg.to_toml()?);
+        return Ok(());
+    }
+    let stop = StopSignal::install()?;
+    let opts = SftOptions {
+        run_dir: a.run_dir.clone(),
+        resume: a.resume,
+        progress: ProgressMode::detect(cfg.output.progress),
+        stop: Some(stop.flag.clone()),
+    };
+    let s = run_sft(&cfg, opts)?;
+    if let Some(from) = &s.resumed_from {
+        eprintln!("resumed from {}", from.display());
+    }
+    if s.stopped {
+        let resume = a.resume_command("sft", &s.run_dir);
+        stop.exit_stopped(s.steps, s.checkpoint.as_deref(), &resume);
+    }
+    match &s.last {
+        Some(m) => println!(
             "{} steps in {}: loss {:.4}, grad norm {:.3}",
-            cfg.steps,
-            dir.display(),
-            s.loss,
-            s.grad_norm
+            s.steps,
+            s.run_dir.display(),
+            m.loss,
+            m.grad_norm
         ),
-        None => println!("no steps run"),
+        None => println!("{} steps already done in {}", s.steps, s.run_dir.display()),
     }
     Ok(())
 }

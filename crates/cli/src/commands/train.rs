@@ -1,48 +1,44 @@
 //! `aha train`: a GRPO run from a TOML config.
 
-use std::path::PathBuf;
-
 use aha_train::config::TrainConfig;
+use aha_train::progress::ProgressMode;
 use aha_train::run::{train, RunOptions};
 use anyhow::Context;
 
+use super::run_args::{RunArgs, StopSignal};
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The run config (TOML). See configs/smoke.toml and configs/r1_zero.toml.
-    pub config: PathBuf,
-    /// Override a config value: `--set steps=100 --set grpo.beta=0.04`. Values are typed by the
-    /// field they replace; repeat for several.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// Where the run's files go (default: runs/NAME).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Continue from the newest complete checkpoint in the run directory.
-    #[arg(long)]
-    pub resume: bool,
-    /// Print the resolved config (every default written out) and exit.
-    #[arg(long)]
-    pub show_config: bool,
+    /// See configs/smoke.toml and configs/r1_zero.toml.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = TrainConfig::load(&args.config, &args.set)
-        .with_context(|| format!("reading config {}", args.config.display()))?;
-    if args.show_config {
+    let a = &args.run;
+    let cfg = TrainConfig::load(&a.config, &a.set)
+        .with_context(|| format!("reading config {}", a.config.display()))?;
+    if a.show_config {
         print!("{}", cfg.to_toml()?);
         return Ok(());
     }
-    let progress = cfg.output.progress;
+    let stop = StopSignal::install()?;
     let opts = RunOptions {
-        run_dir: args.run_dir,
-        resume: args.resume,
+        run_dir: a.run_dir.clone(),
+        resume: a.resume,
+        progress: ProgressMode::detect(cfg.output.progress),
+        stop: Some(stop.flag.clone()),
     };
-    let s = train(cfg, opts, progress)?;
+    let s = train(cfg, opts)?;
     if let Some(from) = &s.resumed_from {
         eprintln!("resumed from {}", from.display());
     }
     if s.skipped_rows > 0 {
         eprintln!("skipped {} dataset rows without an answer", s.skipped_rows);
+    }
+    if s.stopped {
+        let resume = a.resume_command("train", &s.run_dir);
+        stop.exit_stopped(s.steps, s.checkpoint.as_deref(), &resume);
     }
     match &s.last {
         Some(m) => println!(

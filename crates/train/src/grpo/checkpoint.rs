@@ -52,7 +52,13 @@ impl GrpoTrainer {
     /// Writes the trainer's complete state to `dir` (replacing it if present).
     pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         write_atomically(dir, |tmp| {
-            save_checkpoint(&self.policy, &self.tokenizer, None, tmp, StoredDtype::F32)?;
+            save_checkpoint(
+                &self.policy,
+                &self.tokenizer,
+                self.generation.as_ref(),
+                tmp,
+                StoredDtype::F32,
+            )?;
             let wrap = |e: Error| aha_model::Error::Input(e.to_string());
             self.updater
                 .optimizer
@@ -111,7 +117,7 @@ impl GrpoTrainer {
 }
 
 /// Copies `tensors` into the model's parameters in place (the optimizer holds the same `Var`s).
-fn set_weights(
+pub(crate) fn set_weights(
     model: &aha_model::Model,
     tensors: &BTreeMap<String, Tensor>,
     dir: &Path,

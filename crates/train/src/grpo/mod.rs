@@ -11,6 +11,7 @@ pub mod update;
 
 use std::time::Instant;
 
+use aha_model::load::GenerationConfig;
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
 use aha_verify::Reward;
@@ -58,6 +59,8 @@ pub struct GrpoTrainer {
     sampling: SamplingParams,
     pad_id: u32,
     state: TrainerState,
+    /// Written into checkpoints as generation_config.json; `None` derives it from the config.
+    generation: Option<GenerationConfig>,
 }
 
 impl GrpoTrainer {
@@ -116,6 +119,7 @@ impl GrpoTrainer {
             sampling,
             pad_id,
             state: TrainerState::default(),
+            generation: None,
         })
     }
 
@@ -130,6 +134,12 @@ impl GrpoTrainer {
     }
     pub fn state(&self) -> &TrainerState {
         &self.state
+    }
+
+    /// The generation_config.json checkpoints carry (the source checkpoint's, so that every
+    /// end-of-sequence id it lists survives training).
+    pub fn set_generation_config(&mut self, generation: Option<GenerationConfig>) {
+        self.generation = generation;
     }
 
     /// One GRPO step.
