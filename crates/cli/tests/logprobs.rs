@@ -78,7 +78,7 @@ fn bad_lines_are_named_by_file_and_line() {
         ("{\"ids\": [1, 2", "invalid JSON"),
         (
             "{\"idz\": [1, 2]}",
-            "expected an object with `ids` or `text`",
+            "expected `ids`, `text`, or a prompt with `completion_ids`",
         ),
         ("{\"ids\": [1, -2]}", "field `ids`"),
         (

@@ -4,8 +4,10 @@
 //! Each line (row) is `{"prompt": …, "completion": …}` (plain text: the prompt is tokenized as
 //! is and the completion follows it, then EOS) or `{"messages": [{"role", "content"}, …]}`
 //! (rendered with the checkpoint's chat template; each assistant turn becomes one example whose
-//! prompt is everything before it, so the loss covers assistant tokens only); a `reward` field
-//! (`aha rejection-sample` writes one) is ignored. Examples are visited in a seeded shuffle per
+//! prompt is everything before it, so the loss covers assistant tokens only), or `messages` with
+//! a `completion` (as `aha sample` writes for a chat prompt: the completion is the next assistant
+//! turn). Other fields (`aha rejection-sample`'s reward, `aha sample`'s ids and logprobs) are
+//! ignored; rows come from [`crate::data::rows`]. Examples are visited in a seeded shuffle per
 //! epoch, so a checkpoint needs only (epoch, position) to resume the same order. At each
 //! checkpoint a few of the step's prompts are completed greedily into samples.jsonl.
 
@@ -21,6 +23,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::data::rows::{read_rows, Columns};
 use crate::engine::{generate_groups, SamplingParams};
 use crate::grpo::checkpoint::{set_weights, OPTIMIZER_FILE, STATE_FILE};
 use crate::metrics::forward_flops;
@@ -34,8 +37,9 @@ use crate::{Error, Result};
 
 pub use crate::sft_config::SftRunConfig;
 
+/// The fields SFT reads; others (`aha rejection-sample`'s reward, `aha sample`'s indices, ids
+/// and logprobs, a dataset's answer) are left alone, so those outputs are SFT data as they are.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Line {
     #[serde(default)]
     prompt: Option<String>,
@@ -43,9 +47,6 @@ struct Line {
     completion: Option<String>,
     #[serde(default)]
     messages: Option<Vec<ChatMessage>>,
-    /// The verifier's reward, written by `aha rejection-sample`; not used for training.
-    #[serde(default, rename = "reward")]
-    _reward: Option<serde::de::IgnoredAny>,
 }
 
 /// Reads and tokenizes the examples of a JSONL or Parquet file (by extension; Parquet columns
@@ -58,29 +59,26 @@ pub fn read_examples(path: &Path, tokenizer: &Tokenizer) -> Result<Vec<Example>>
         message,
     };
     let mut out = Vec::new();
-    if crate::data::parquet::is_parquet(path) {
-        let table = crate::data::parquet::read_rows(path, &["prompt", "completion", "messages"])?;
-        let pairs = table.has("prompt") && table.has("completion");
-        if !(pairs || table.has("messages")) {
-            return Err(table.missing(
-                path,
-                "no columns `prompt` and `completion`, nor a `messages` column",
-            ));
-        }
-        for (n, row) in table.rows.into_iter().enumerate() {
-            let row: Line = serde_json::from_value(serde_json::Value::Object(row))
-                .map_err(|e| bad(n + 1, e.to_string()))?;
-            push_examples(row, tokenizer, &mut out).map_err(|m| bad(n + 1, m))?;
-        }
-    } else {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let row: Line = serde_json::from_str(line).map_err(|e| bad(n + 1, e.to_string()))?;
-            push_examples(row, tokenizer, &mut out).map_err(|m| bad(n + 1, m))?;
-        }
+    let wanted = ["prompt", "completion", "messages"];
+    let (rows, columns) = read_rows(path, Columns::Only(&wanted))?;
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    if crate::data::parquet::is_parquet(path)
+        && !(has("prompt") && has("completion") || has("messages"))
+    {
+        return Err(bad(
+            0,
+            format!(
+                "no columns `prompt` and `completion`, nor a `messages` column; the file's \
+                 columns are: {}",
+                columns.join(", ")
+            ),
+        ));
+    }
+    for row in rows {
+        let line = row.line;
+        let row: Line = serde_json::from_value(serde_json::Value::Object(row.fields))
+            .map_err(|e| bad(line, e.to_string()))?;
+        push_examples(row, tokenizer, &mut out).map_err(|m| bad(line, m))?;
     }
     if out.is_empty() {
         return Err(bad(0, "no examples".into()));
@@ -107,6 +105,19 @@ fn push_examples(
                 prompt_ids,
                 completion_ids,
             });
+        }
+        // `aha sample` on a chat prompt: the completion is the assistant's next turn.
+        (None, Some(c), Some(mut msgs)) => {
+            msgs.push(ChatMessage::new("assistant", c));
+            return push_examples(
+                Line {
+                    prompt: None,
+                    completion: None,
+                    messages: Some(msgs),
+                },
+                tokenizer,
+                out,
+            );
         }
         (None, None, Some(msgs)) => {
             let before = out.len();

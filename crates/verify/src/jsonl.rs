@@ -4,8 +4,10 @@
 //! `"target"` instead of, or beside, `"answer"`); blank lines are skipped. Every field but
 //! `completion` and `prompt` is the row an external term (a reward program, a server) sees;
 //! lines are scored in batches of [`BATCH_LINES`] so such a term is called once per batch.
+//! A line may instead carry `"completions": [...]` (`aha eval --output` writes one line per
+//! problem so): each is scored with the line's other fields.
 //! Output lines are `{"reward": float|null, "correct": bool|null, "components": {...}}`, one per
-//! input line, in order. A malformed line is an error naming the file and 1-based line, raised
+//! completion, in order. A malformed line is an error naming the file and 1-based line, raised
 //! before its output is written; nothing is skipped silently. No CLI parsing happens here.
 
 use std::io::{BufRead, Write};
@@ -119,12 +121,38 @@ struct InputLine {
 }
 
 impl InputLine {
-    fn parse(line: &str) -> Result<InputLine, String> {
+    /// The completions of one input line: its `completion`, or each of its `completions` (the
+    /// per-problem lines of `aha eval --output`), with the line's other fields.
+    fn parse_all(line: &str) -> Result<Vec<InputLine>, String> {
         use serde_json::Value;
         let mut row = match serde_json::from_str(line).map_err(|e| e.to_string())? {
             Value::Object(m) => m,
             _ => return Err("expected a JSON object".into()),
         };
+        match (row.contains_key("completion"), row.remove("completions")) {
+            (false, Some(Value::Array(all))) => all
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| match c {
+                    Value::String(c) => {
+                        let mut one = row.clone();
+                        one.insert("completion".into(), Value::String(c));
+                        InputLine::parse(one)
+                    }
+                    other => Err(format!(
+                        "\"completions\"[{i}] must be a string, got {other}"
+                    )),
+                })
+                .collect(),
+            (false, Some(other)) => Err(format!(
+                "\"completions\" must be an array of strings, got {other}"
+            )),
+            (_, _) => InputLine::parse(row).map(|one| vec![one]),
+        }
+    }
+
+    fn parse(mut row: serde_json::Map<String, serde_json::Value>) -> Result<InputLine, String> {
+        use serde_json::Value;
         let completion = match row.remove("completion") {
             Some(Value::String(s)) => s,
             Some(other) => return Err(format!("\"completion\" must be a string, got {other}")),
@@ -250,14 +278,16 @@ fn score_lines(
             // A line without the reference a verifier needs is scored null, not refused.
             .and_then(|line| match line.trim().is_empty() {
                 true => Ok(None),
-                false => InputLine::parse(&line).map(Some).map_err(at),
+                false => InputLine::parse_all(&line).map(Some).map_err(at),
             });
         match parsed {
             Ok(None) => {}
-            Ok(Some(row)) => {
-                batch.push(row);
-                if batch.len() == BATCH_LINES {
-                    flush(&mut batch, &mut output)?;
+            Ok(Some(rows)) => {
+                for row in rows {
+                    batch.push(row);
+                    if batch.len() == BATCH_LINES {
+                        flush(&mut batch, &mut output)?;
+                    }
                 }
             }
             Err(e) => {

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use aha_model::load::load_model;
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
+use aha_train::data::rows::{read_rows as data_rows, Columns};
+use aha_train::engine::Prompt;
 use anyhow::{bail, Context};
 use candle_core::Tensor;
 
@@ -16,9 +18,12 @@ use crate::args::{check_output, open_output, BatchArgs, DeviceArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Input lines: {\"ids\": [int, ...]} or {\"text\": \"...\"} (text is encoded with the checkpoint's
-tokenizer, special tokens added as transformers' encode does). Blank lines are skipped.
-Output lines, in input order: {\"ids\": [...], \"logprobs\": [...]} with
+Input rows (JSONL, or Parquet by extension): {\"ids\": [int, ...]}, {\"text\": \"...\"} (encoded with
+the checkpoint's tokenizer, special tokens added as transformers' encode does), or a prompt
+(\"prompt\", \"prompt_ids\" or \"messages\") with \"completion_ids\", as `aha sample` writes them: the
+sequence is the prompt's ids then the completion's. Blank lines are skipped.
+Output lines, in input order: {\"ids\": [...], \"logprobs\": [...]} (and \"prompt_tokens\" for a
+prompt + completion row: logprobs[prompt_tokens - 1..] score the completion) with
 logprobs[i] = log p(ids[i+1] | ids[..=i]): one fewer than ids, so every row needs 2+ tokens.
 Errors name the file and line: bad JSON, neither field, ids outside the vocabulary, a row longer
 than max_position_embeddings, a single-token row.")]
@@ -43,11 +48,15 @@ pub struct Args {
 struct Scored<'a> {
     ids: &'a [u32],
     logprobs: &'a [f32],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens: Option<usize>,
 }
 
 /// One input line, tokenized and checked.
 struct Row {
     line: usize,
+    /// Tokens of the prompt, for a prompt + completion row.
+    prompt_tokens: Option<usize>,
     ids: Vec<u32>,
 }
 
@@ -80,6 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let line = Scored {
             ids: &row.ids,
             logprobs: &lp.unwrap_or_default(),
+            prompt_tokens: row.prompt_tokens,
         };
         let line = serde_json::to_string(&line).context("serialising a result")?;
         writeln!(out, "{line}").context("writing the output")?;
@@ -91,35 +101,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Every non-blank line of `input` as token ids, checked against the model.
 fn read_rows(input: &Path, model_dir: &Path, model: &Model) -> anyhow::Result<Vec<Row>> {
-    let text =
-        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let (lines, _) = data_rows(input, Columns::All)?;
     let cfg = model.config();
     let mut tokenizer: Option<Tokenizer> = None;
     let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let n = i + 1;
+    for line in lines {
+        let n = line.line;
         let at = || format!("{}:{n}", input.display());
-        let value: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}: invalid JSON", at()))?;
-        let ids = if let Some(ids) = value.get("ids") {
+        let fields = line.fields;
+        let mut prompt_tokens = None;
+        let ids = if let Some(ids) = fields.get("ids") {
             parse_ids(ids).with_context(|| format!("{}: field `ids`", at()))?
-        } else if let Some(text) = value.get("text") {
+        } else if let Some(completion) = fields.get("completion_ids") {
+            let completion = parse_ids(completion)
+                .with_context(|| format!("{}: field `completion_ids`", at()))?;
+            let prompt = Prompt::from_row(&fields, "prompt").with_context(at)?;
+            let mut ids = prompt
+                .to_ids(load_tokenizer(&mut tokenizer, model_dir)?)
+                .with_context(at)?;
+            prompt_tokens = Some(ids.len());
+            ids.extend(completion);
+            ids
+        } else if let Some(text) = fields.get("text") {
             let text = text
                 .as_str()
                 .with_context(|| format!("{}: field `text` must be a string", at()))?;
-            if tokenizer.is_none() {
-                tokenizer = Some(Tokenizer::from_dir(model_dir).with_context(|| {
-                    format!("{}: loading the tokenizer for a `text` line", at())
-                })?);
-            }
-            let tok = tokenizer.as_ref().expect("loaded above");
-            tok.encode(text, true)
+            load_tokenizer(&mut tokenizer, model_dir)?
+                .encode(text, true)
                 .with_context(|| format!("{}: encoding `text`", at()))?
         } else {
-            bail!("{}: expected an object with `ids` or `text`", at());
+            bail!(
+                "{}: expected `ids`, `text`, or a prompt with `completion_ids`",
+                at()
+            );
         };
         if ids.len() < 2 {
             bail!(
@@ -144,9 +158,26 @@ fn read_rows(input: &Path, model_dir: &Path, model: &Model) -> anyhow::Result<Ve
                 cfg.max_position_embeddings
             );
         }
-        rows.push(Row { line: n, ids });
+        rows.push(Row {
+            line: n,
+            prompt_tokens,
+            ids,
+        });
     }
     Ok(rows)
+}
+
+/// The checkpoint's tokenizer, loaded at the first row that needs it (`ids` rows do not).
+fn load_tokenizer<'a>(
+    slot: &'a mut Option<Tokenizer>,
+    model_dir: &Path,
+) -> anyhow::Result<&'a Tokenizer> {
+    if slot.is_none() {
+        let tok = Tokenizer::from_dir(model_dir)
+            .with_context(|| format!("loading the tokenizer of {}", model_dir.display()))?;
+        *slot = Some(tok);
+    }
+    slot.as_ref().context("the tokenizer was just loaded")
 }
 
 fn parse_ids(v: &serde_json::Value) -> anyhow::Result<Vec<u32>> {

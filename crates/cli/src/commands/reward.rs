@@ -11,8 +11,10 @@ use crate::args::{open_output, TaskName, ThinkArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown: \"numbers\" and \"target\").
-Output lines, in input order: {\"reward\": float|null, \"correct\": bool|null, \"components\": {...}}.
+Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown: \"numbers\" and \"target\"), as
+`aha sample` writes them, or {\"completions\": [...], \"answer\"} as `aha eval --output` does.
+Output lines, one per completion, in input order:
+{\"reward\": float|null, \"correct\": bool|null, \"components\": {...}}.
 A reward of null means no verifier could judge the line, e.g. it has no \"answer\": it is
 excluded from the mean, never counted as 0.
 --command and --url each add a term of weight 1 (beside --task's, if given); they see every
