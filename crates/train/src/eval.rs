@@ -224,10 +224,11 @@ pub fn evaluate(
                     .count();
                 formatted += s.iter().filter(|x| x.well_formed).count();
                 let correct: Vec<bool> = s.iter().map(|x| x.correct == Some(true)).collect();
-                let answers: Vec<Option<&str>> = s
+                let extracted: Vec<Option<std::borrow::Cow<'_, str>>> = s
                     .iter()
                     .map(|x| extract(&x.text, &extract_cfg).map(|e| e.text))
                     .collect();
+                let answers: Vec<Option<&str>> = extracted.iter().map(|a| a.as_deref()).collect();
                 let maj = majority(&answers, task);
                 results.push(ItemResult {
                     index,

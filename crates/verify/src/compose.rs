@@ -20,23 +20,15 @@ use crate::arithmetic::arithmetic_reward;
 use crate::batch::{BatchReward, Judgement, RewardInput};
 use crate::command::CommandReward;
 use crate::countdown::countdown_reward;
-use crate::extract::{extract, ExtractConfig};
+use crate::extract::{extract, reference_answer, ExtractConfig};
 use crate::format::{format_reward, ThinkRule};
 use crate::language::{language_reward, Script};
-use crate::math::equivalent;
+use crate::math::{equivalent_with, DEFAULT_REL_TOL};
 use crate::Error;
 
-/// How a reference answer is read: a MATH solution's last box or a GSM8K solution's `####`,
-/// else the whole string.
-const GOLD_EXTRACT: ExtractConfig = ExtractConfig {
-    answer_tag: false,
-    multiple_answers: crate::extract::MultipleAnswers::Last,
-    allow_unclosed_tag: false,
-    boxed: Some(crate::extract::Pick::Last),
-    phrase: false,
-    gsm8k: true,
-    last_number: false,
-};
+fn default_rel_tol() -> f64 {
+    DEFAULT_REL_TOL
+}
 
 fn yes() -> bool {
     true
@@ -53,8 +45,13 @@ pub enum RewardSpec {
     /// 1 when the extracted answer is equivalent to the reference (see `math.rs`).
     Math {
         weight: f32,
+        /// `"strict"` (default), `"lenient"` or a table (see `extract.rs`).
         #[serde(default)]
         extract: ExtractConfig,
+        /// How far (relative) a decimal answer may be from an exact reference (`math.rs`
+        /// rule 2b).
+        #[serde(default = "default_rel_tol")]
+        rel_tol: f64,
     },
     /// 1 for the R1 template (see `format.rs`).
     Format {
@@ -204,10 +201,15 @@ impl RewardSpec {
     /// batches: see [`Reward::score_batch`]).
     pub fn score(&self, completion: &str, reference: &Reference<'_>) -> Option<f32> {
         match self {
-            RewardSpec::Math { extract: cfg, .. } => {
+            RewardSpec::Math {
+                extract: cfg,
+                rel_tol,
+                ..
+            } => {
                 let gold = reference.answer.map(str::trim).filter(|a| !a.is_empty())?;
-                let gold = extract(gold, &GOLD_EXTRACT).map_or(gold, |e| e.text);
-                let ok = extract(completion, cfg).is_some_and(|p| equivalent(gold, p.text));
+                let gold = reference_answer(gold);
+                let ok = extract(completion, cfg)
+                    .is_some_and(|p| equivalent_with(&gold, &p.text, *rel_tol));
                 Some(if ok { 1.0 } else { 0.0 })
             }
             RewardSpec::Format { think, .. } => Some(format_reward(completion, *think)),
@@ -485,6 +487,7 @@ mod tests {
             RewardSpec::Math {
                 weight: 1.0,
                 extract: ExtractConfig::default(),
+                rel_tol: DEFAULT_REL_TOL,
             },
             RewardSpec::Format {
                 weight: 0.5,

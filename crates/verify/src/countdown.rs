@@ -171,7 +171,7 @@ pub fn countdown_reward(
     extract_cfg: &ExtractConfig,
 ) -> f32 {
     match extract(completion, extract_cfg) {
-        Some(a) if solves(a.text, numbers, target, use_all) => 1.0,
+        Some(a) if solves(&a.text, numbers, target, use_all) => 1.0,
         _ => 0.0,
     }
 }

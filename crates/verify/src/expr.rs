@@ -71,6 +71,8 @@ pub enum Node {
     },
     /// Prose with no mathematics, lower-cased words joined by single spaces.
     Text(String),
+    /// A matrix or column vector (`pmatrix`, `bmatrix`, `array`, …), row by row.
+    Matrix(Vec<Vec<Node>>),
 }
 
 /// Why an answer could not be parsed.
@@ -207,6 +209,10 @@ impl Parser<'_> {
 
     fn union(&mut self) -> Result<Node, ParseError> {
         let first = self.rel()?;
+        // `x \in S` states the answer S.
+        if self.eat(&Tok::In) {
+            return self.union();
+        }
         if self.peek() != Some(&Tok::Union) {
             return Ok(first);
         }
@@ -225,6 +231,18 @@ impl Parser<'_> {
             self.i += 1;
             ops.push(op);
             sides.push(self.sum()?);
+        }
+        // `x = 1/3 \approx 0.33`: a rounded value after the exact one is commentary; a lone
+        // `x \approx 11` states the value.
+        if let Some(k) = ops.iter().position(|&op| op == RelOp::Approx) {
+            if k == 0 {
+                ops[0] = RelOp::Eq;
+                ops.truncate(1);
+                sides.truncate(2);
+            } else {
+                ops.truncate(k);
+                sides.truncate(k + 1);
+            }
         }
         if ops.is_empty() {
             return sides.pop().ok_or(ParseError::NotScalar);
@@ -385,6 +403,7 @@ impl Parser<'_> {
                 }
                 return Ok(n);
             }
+            Tok::MatOpen => return self.matrix(),
             Tok::SetOpen => {
                 let items = self.items(Some(&[Tok::SetClose]))?;
                 if !self.eat(&Tok::SetClose) {
@@ -477,6 +496,38 @@ impl Parser<'_> {
             1 => Err(ParseError::Unexpected(self.i)),
             _ => Ok(Node::Tuple { open, close, items }),
         }
+    }
+
+    /// Entries separated by `&`, rows by `\\`, up to `\end{…}`; a trailing row break is
+    /// allowed and every row must have the same length.
+    fn matrix(&mut self) -> Result<Node, ParseError> {
+        let mut rows: Vec<Vec<Node>> = vec![Vec::new()];
+        loop {
+            match self.peek() {
+                Some(Tok::MatClose) => {
+                    self.i += 1;
+                    break;
+                }
+                Some(Tok::RowSep) => {
+                    self.i += 1;
+                    rows.push(Vec::new());
+                }
+                Some(Tok::Amp) => self.i += 1,
+                Some(_) => {
+                    let cell = self.union()?;
+                    rows.last_mut().ok_or(ParseError::NotScalar)?.push(cell);
+                }
+                None => return Err(ParseError::Unexpected(self.i)),
+            }
+        }
+        if rows.last().is_some_and(Vec::is_empty) {
+            rows.pop();
+        }
+        let width = rows.first().map_or(0, Vec::len);
+        if width == 0 || rows.iter().any(|r| r.len() != width) {
+            return Err(ParseError::Unexpected(self.i));
+        }
+        Ok(Node::Matrix(rows))
     }
 
     fn function(&mut self, f: Func) -> Result<Expr, ParseError> {

@@ -1,28 +1,31 @@
 //! Finding the final answer inside a full model response.
 //!
-//! Sources, in priority order: an `<answer>…</answer>` block; `\boxed{…}` / `\fbox{…}` (braces
-//! may nest); "final answer is …" / "the answer is …"; GSM8K's `#### 42`; and, only when
-//! switched on, the last number in the text. Each is a field of [`ExtractConfig`], whose default
-//! is what a maths RL run wants (see its doc). This file returns slices of the completion; it
-//! does not judge whether the answer is right.
+//! Two presets, written `extract = "strict"` or `extract = "lenient"` in a `[[reward]]` table
+//! (or `--extract` on the command line), or a table of [`ExtractConfig`] fields:
 //!
-//! Work is linear in the completion length plus at most [`MAX_BOX_TRIES`] ×
-//! [`MAX_ANSWER_SPAN`] bytes of brace matching, however many boxes the text holds.
+//! - **strict** (the default, for training): an `<answer>…</answer>` block is authoritative;
+//!   otherwise the last explicit marker in the text wins among the last `\boxed{…}` group,
+//!   "final answer is …" / "the answer is …" and GSM8K's `#### 42`. A response with no marker
+//!   has no answer, so mentioning the right number somewhere earns nothing.
+//! - **lenient** (Math-Verify's default behaviour, for evaluating): the same markers, then the
+//!   last LaTeX expression (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`), then the last number anywhere;
+//!   a candidate that does not parse gives way to the next one.
+//!
+//! Boxes written next to each other (`\boxed{1}, \boxed{2}`) are read as one list. The
+//! scanners live in `markers.rs`; this file picks among them and does not judge whether the
+//! answer is right.
+
+use std::borrow::Cow;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Longest answer span (bytes) accepted from any source; longer spans are not a final answer.
-pub const MAX_ANSWER_SPAN: usize = 1000;
-/// Unclosed or oversized `\boxed{` candidates tried before giving up.
-pub const MAX_BOX_TRIES: usize = 8;
+use crate::expr::{parse_answer, Node};
+use crate::markers::{box_group, gsm8k, join_spans, last_number, latex_spans, phrase};
+pub use crate::markers::{boxed, Pick, MAX_ANSWER_SPAN, MAX_BOX_TRIES};
 
-/// Which of several candidates wins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pick {
-    First,
-    Last,
-}
+/// LaTeX spans tried, from the last one back, before the lenient reader gives up.
+const MAX_SPAN_TRIES: usize = 8;
 
 /// What to do when the response holds more than one `<answer>` block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,22 +45,43 @@ pub enum Source {
     Boxed,
     Phrase,
     Gsm8k,
+    Latex,
     LastNumber,
 }
 
 /// An answer found in a completion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Extracted<'a> {
-    /// The answer text, trimmed, with surrounding `$…$` removed.
-    pub text: &'a str,
+    /// The answer text, trimmed, with surrounding `$…$` removed; owned when several boxes
+    /// were joined or a number was normalised.
+    pub text: Cow<'a, str>,
     pub source: Source,
 }
 
-/// Which answer sources are tried. The default suits maths RL: tags, the last box, answer
-/// phrases and `####` are read; several answer blocks are rejected; the last-number fallback is
-/// off, because it rewards a response that merely mentions the right number somewhere.
+/// The named extraction presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractMode {
+    /// Explicit markers only: answer tags, boxes, answer phrases, `####` (training).
+    Strict,
+    /// Math-Verify's reading: markers, then the last LaTeX expression, then the last number.
+    Lenient,
+}
+
+impl fmt::Display for ExtractMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExtractMode::Strict => "strict",
+            ExtractMode::Lenient => "lenient",
+        })
+    }
+}
+
+/// Which answer sources are tried. The default is the strict preset (see the module doc).
+/// In a config it is either a preset name (`extract = "lenient"`) or a table of these fields
+/// (`extract = { last_number = true }`; missing fields take the strict preset's values).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct ExtractConfig {
     /// Read `<answer>…</answer>`; when present it is authoritative (other sources are only
     /// looked for inside it).
@@ -66,18 +90,37 @@ pub struct ExtractConfig {
     /// Accept an `<answer>` block cut off before `</answer>` (generation often stops at the
     /// closing tag); the format reward still withholds its credit.
     pub allow_unclosed_tag: bool,
-    /// Read `\boxed{…}` / `\fbox{…}`; `None` switches it off.
+    /// Read `\boxed{…}` / `\fbox{…}` (`last`: the last group of adjacent boxes); `None`
+    /// switches it off.
     pub boxed: Option<Pick>,
-    /// Read "final answer is …", "final answer: …", "the answer is …".
+    /// Read "final answer is …", "final answer: … is …", "the answer is …".
     pub phrase: bool,
     /// Read GSM8K's `#### 42`.
     pub gsm8k: bool,
+    /// Fall back to the last LaTeX expression (`$…$`, `$$…$$`, `\(…\)`, `\[…\]`).
+    pub latex: bool,
     /// Fall back to the last number anywhere in the text.
     pub last_number: bool,
 }
 
 impl Default for ExtractConfig {
     fn default() -> Self {
+        ExtractConfig::strict()
+    }
+}
+
+impl From<ExtractMode> for ExtractConfig {
+    fn from(mode: ExtractMode) -> Self {
+        match mode {
+            ExtractMode::Strict => ExtractConfig::strict(),
+            ExtractMode::Lenient => ExtractConfig::lenient(),
+        }
+    }
+}
+
+impl ExtractConfig {
+    /// Explicit markers only (the default, for training rewards).
+    pub fn strict() -> Self {
         ExtractConfig {
             answer_tag: true,
             multiple_answers: MultipleAnswers::Reject,
@@ -85,30 +128,61 @@ impl Default for ExtractConfig {
             boxed: Some(Pick::Last),
             phrase: true,
             gsm8k: true,
+            latex: false,
             last_number: false,
         }
     }
-}
 
-impl ExtractConfig {
-    /// Only explicit answer markers: tags and boxes.
-    pub fn strict() -> Self {
-        ExtractConfig {
-            allow_unclosed_tag: false,
-            phrase: false,
-            gsm8k: false,
-            ..Self::default()
-        }
-    }
-
-    /// Everything, including the last-number fallback and the last of several answer blocks
-    /// (for evaluating base models, not for training rewards).
+    /// Math-Verify's reading: markers, then the last LaTeX expression, then the last number,
+    /// and the last of several answer blocks (for evaluation, not for training rewards: it
+    /// rewards a response that merely ends on the right number).
     pub fn lenient() -> Self {
         ExtractConfig {
             multiple_answers: MultipleAnswers::Last,
+            latex: true,
             last_number: true,
-            ..Self::default()
+            ..Self::strict()
         }
+    }
+
+    /// Whether a candidate that does not parse gives way to the next source.
+    fn falls_through(&self) -> bool {
+        self.latex || self.last_number
+    }
+}
+
+// The derive above (`remote = "Self"`) generates inherent `serialize`/`deserialize` for the
+// table form; these trait impls add the preset names on top.
+impl Serialize for ExtractConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExtractConfig::serialize(self, s)
+    }
+}
+
+/// `extract = "lenient"` or `extract = { … }`: a preset name or a table.
+impl<'de> Deserialize<'de> for ExtractConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ExtractConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"strict\", \"lenient\" or a table of extraction fields")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ExtractConfig, E> {
+                match v {
+                    "strict" => Ok(ExtractConfig::strict()),
+                    "lenient" => Ok(ExtractConfig::lenient()),
+                    other => Err(E::unknown_variant(other, &["strict", "lenient"])),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ExtractConfig, A::Error> {
+                ExtractConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -117,34 +191,112 @@ pub fn extract<'a>(completion: &'a str, cfg: &ExtractConfig) -> Option<Extracted
     if cfg.answer_tag {
         if let Some(found) = answer_tag(completion, cfg) {
             let inner = found?;
-            let text = inner_answer(inner, cfg).unwrap_or(inner);
-            return accept(text, Source::AnswerTag);
+            return match markers(inner, cfg) {
+                Some((text, _)) => accept(text, Source::AnswerTag),
+                None => accept(Cow::Borrowed(inner), Source::AnswerTag),
+            };
         }
     }
-    if let Some(pick) = cfg.boxed {
-        if let Some(b) = boxed(completion, pick) {
-            return accept(b, Source::Boxed);
+    if let Some((text, source)) = markers(completion, cfg) {
+        let found = accept(text, source);
+        // A phrase's extent is a guess; a box or `####` delimits its answer, so an unparsable
+        // one still stands (it can match by its text).
+        let guessed = source == Source::Phrase && cfg.falls_through();
+        if found.as_ref().is_some_and(|e| !guessed || parses(&e.text)) {
+            return found;
         }
     }
+    // As in Math-Verify, a LaTeX expression and a bare number rank alike: the one that ends
+    // later in the text wins.
+    let latex = cfg.latex.then(|| last_latex(completion)).flatten();
+    let number = cfg.last_number.then(|| last_number(completion)).flatten();
+    match (latex, number) {
+        (Some((l_end, l)), Some((n_end, _))) if l_end >= n_end => Some(l),
+        (_, Some((_, n))) => accept(n, Source::LastNumber),
+        (Some((_, l)), None) => Some(l),
+        (None, None) => None,
+    }
+}
+
+/// The last explicit marker in the text: a box group, an answer phrase or `####`.
+fn markers<'a>(s: &'a str, cfg: &ExtractConfig) -> Option<(Cow<'a, str>, Source)> {
+    let mut best: Option<(usize, Cow<'a, str>, Source)> = None;
+    fn consider<'a>(
+        best: &mut Option<(usize, Cow<'a, str>, Source)>,
+        pos: usize,
+        text: Cow<'a, str>,
+        source: Source,
+    ) {
+        if best.as_ref().is_none_or(|(p, _, _)| pos > *p) {
+            *best = Some((pos, text, source));
+        }
+    }
+    match cfg.boxed {
+        Some(Pick::First) => {
+            if let Some(b) = boxed(s, Pick::First) {
+                return Some((Cow::Borrowed(b), Source::Boxed));
+            }
+        }
+        Some(Pick::Last) => {
+            if let Some((pos, text)) = box_group(s) {
+                consider(&mut best, pos, text, Source::Boxed);
+            }
+        }
+        None => {}
+    }
+    let boxed_found = best.is_some();
     if cfg.phrase {
-        if let Some(p) = phrase(completion) {
-            return accept(p, Source::Phrase);
+        if let Some((pos, text)) = phrase(s) {
+            // Prose after a phrase ("the answer is correct, I hope") never outranks a box: a
+            // phrase competing with one must open with mathematics, not a word.
+            let prose = text.starts_with(|c: char| c.is_alphabetic())
+                || matches!(parse_answer(text), Ok(Node::Text(_)) | Err(_));
+            let usable = !(text.is_empty() || boxed_found && prose);
+            if usable {
+                consider(&mut best, pos, Cow::Borrowed(text), Source::Phrase);
+            }
         }
     }
     if cfg.gsm8k {
-        if let Some(i) = completion.rfind("####") {
-            let rest = &completion[i + 4..];
-            return accept(rest.lines().next().unwrap_or(""), Source::Gsm8k);
+        if let Some((pos, text)) = gsm8k(s) {
+            consider(&mut best, pos, Cow::Borrowed(text), Source::Gsm8k);
         }
     }
-    if cfg.last_number {
-        return last_number(completion).and_then(|n| accept(n, Source::LastNumber));
-    }
-    None
+    best.map(|(_, text, source)| (text, source))
 }
 
-fn accept(text: &str, source: Source) -> Option<Extracted<'_>> {
-    let text = strip_math_delims(text.trim());
+/// The last LaTeX expression that parses: the trailing spans joined when only `,`/and/or
+/// separate them, else each span from the last one back, else the last span as written.
+/// With where it ends.
+fn last_latex(s: &str) -> Option<(usize, Extracted<'_>)> {
+    let spans = latex_spans(s, MAX_SPAN_TRIES);
+    let last_end = spans.last()?.end;
+    if let Some(joined) = join_spans(s, &spans) {
+        if let Some(e) = accept(joined, Source::Latex).filter(|e| parses(&e.text)) {
+            return Some((last_end, e));
+        }
+    }
+    let parsed = spans.iter().rev().find_map(|sp| {
+        accept(Cow::Borrowed(sp.content), Source::Latex)
+            .filter(|e| parses(&e.text))
+            .map(|e| (sp.end, e))
+    });
+    // No span parses: the last one as written, which can still match by its text.
+    parsed.or_else(|| {
+        let sp = spans.last()?;
+        accept(Cow::Borrowed(sp.content), Source::Latex).map(|e| (sp.end, e))
+    })
+}
+
+fn parses(text: &str) -> bool {
+    parse_answer(text).is_ok()
+}
+
+fn accept(text: Cow<'_, str>, source: Source) -> Option<Extracted<'_>> {
+    let text = match text {
+        Cow::Borrowed(t) => Cow::Borrowed(strip_math_delims(t.trim())),
+        Cow::Owned(t) => Cow::Owned(strip_math_delims(t.trim()).to_string()),
+    };
     (!text.is_empty() && text.len() <= MAX_ANSWER_SPAN).then_some(Extracted { text, source })
 }
 
@@ -157,19 +309,6 @@ fn strip_math_delims(s: &str) -> &str {
         }
     }
     s
-}
-
-/// Inside an answer block, a box or answer phrase still marks the answer proper.
-fn inner_answer<'a>(inner: &'a str, cfg: &ExtractConfig) -> Option<&'a str> {
-    if let Some(pick) = cfg.boxed {
-        if let Some(b) = boxed(inner, pick) {
-            return Some(b);
-        }
-    }
-    if cfg.phrase {
-        return phrase(inner);
-    }
-    None
 }
 
 /// `None`: no tag at all (try other sources). `Some(None)`: tags present but unusable.
@@ -196,125 +335,49 @@ fn answer_tag<'a>(s: &'a str, cfg: &ExtractConfig) -> Option<Option<&'a str>> {
     })
 }
 
-/// Content of the chosen `\boxed{…}`/`\fbox{…}`, with nested braces matched.
-pub fn boxed(s: &str, pick: Pick) -> Option<&str> {
-    let mut lo = 0;
-    let mut hi = s.len();
-    for _ in 0..MAX_BOX_TRIES {
-        let window = &s[lo..hi];
-        let pos = match pick {
-            Pick::Last => [window.rfind("\\boxed"), window.rfind("\\fbox")]
-                .into_iter()
-                .flatten()
-                .max()?,
-            Pick::First => [window.find("\\boxed"), window.find("\\fbox")]
-                .into_iter()
-                .flatten()
-                .min()?,
-        } + lo;
-        let cmd_len = if s[pos..].starts_with("\\boxed") {
-            6
-        } else {
-            5
-        };
-        if let Some(content) = box_content(&s[pos + cmd_len..]) {
-            return Some(content);
-        }
-        match pick {
-            Pick::Last => hi = pos,
-            Pick::First => lo = pos + cmd_len,
-        }
-    }
-    None
-}
-
-fn box_content(after: &str) -> Option<&str> {
-    let b = after.as_bytes();
-    match b.first()? {
-        b'{' => {
-            let mut depth = 0usize;
-            for (i, &c) in b.iter().enumerate().take(MAX_ANSWER_SPAN + 2) {
-                match c {
-                    b'{' => depth += 1,
-                    b'}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(&after[1..i]);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            None
-        }
-        // `\boxed 5`: one token up to whitespace or `$`.
-        b' ' => {
-            let rest = after.trim_start();
-            let end = rest.find([' ', '$', '\n']).unwrap_or(rest.len());
-            (end > 0).then(|| &rest[..end])
-        }
-        _ => None,
-    }
-}
-
-/// The text after the last answer phrase, up to the end of its line, without a final full stop.
-fn phrase(s: &str) -> Option<&str> {
-    const PHRASES: [&str; 3] = ["final answer is", "final answer:", "the answer is"];
-    // ASCII lower-casing keeps byte offsets identical to the original.
-    let lower = s.to_ascii_lowercase();
-    let (pos, len) = PHRASES
-        .iter()
-        .filter_map(|p| lower.rfind(p).map(|i| (i, p.len())))
-        .max_by_key(|&(i, _)| i)?;
-    let rest = s[pos + len..].trim_start_matches([' ', ':', '\t']);
-    let rest = rest.strip_prefix("**").unwrap_or(rest);
-    let line = rest.lines().next().unwrap_or("");
-    let line = if let Some(inner) = line.strip_prefix('$') {
-        // Cut at the closing `$`, so "is $5$ dollars." yields `5`.
-        match closing_dollar(inner) {
-            Some(end) => &inner[..end],
-            None => inner,
-        }
-    } else {
-        line
+/// The final answer of a reference (gold) answer: its box group or `####` when it has one,
+/// else the whole string when it parses, else what the lenient reader finds, else the string.
+/// A reference is trusted, so reading it generously rewards nothing it should not.
+pub fn reference_answer(gold: &str) -> Cow<'_, str> {
+    const MARKERS: ExtractConfig = ExtractConfig {
+        answer_tag: false,
+        multiple_answers: MultipleAnswers::Last,
+        allow_unclosed_tag: false,
+        boxed: Some(Pick::Last),
+        phrase: false,
+        gsm8k: true,
+        latex: false,
+        last_number: false,
     };
-    let line = line.trim().trim_end_matches("**").trim_end();
-    let line = line.strip_suffix('.').unwrap_or(line);
-    Some(line)
-}
-
-/// Byte offset of the first `$` not escaped as `\$` (a currency sign inside the formula).
-fn closing_dollar(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    (0..b.len()).find(|&i| b[i] == b'$' && (i == 0 || b[i - 1] != b'\\'))
-}
-
-/// The last number-like run: optional `-`, digits with `,` groups and one `.`.
-fn last_number(s: &str) -> Option<&str> {
-    let b = s.as_bytes();
-    let end = b.iter().rposition(u8::is_ascii_digit)? + 1;
-    let mut start = end;
-    while start > 0 {
-        let c = b[start - 1];
-        let next_is_digit = b.get(start).is_some_and(u8::is_ascii_digit);
-        if c.is_ascii_digit() || ((c == b'.' || c == b',') && next_is_digit) {
-            start -= 1;
-        } else {
-            break;
-        }
+    if let Some(e) = extract(gold, &MARKERS) {
+        return e.text;
     }
-    if start > 0 && b[start - 1] == b'-' {
-        start -= 1;
+    let whole = strip_math_delims(gold.trim());
+    if parses(whole) {
+        return Cow::Borrowed(whole);
     }
-    Some(s[start..end].trim_start_matches(','))
+    // A worked solution without a box: its answer phrase or last formula, never a stray
+    // number (an unparsable formula such as `F_n = \sum …` stays whole, compared as text).
+    let prose = ExtractConfig {
+        last_number: false,
+        ..ExtractConfig::lenient()
+    };
+    match extract(gold, &prose) {
+        Some(e) if parses(&e.text) => e.text,
+        _ => Cow::Borrowed(whole),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ex(s: &str) -> Option<&str> {
-        extract(s, &ExtractConfig::default()).map(|e| e.text)
+    fn ex(s: &str) -> Option<String> {
+        extract(s, &ExtractConfig::default()).map(|e| e.text.into_owned())
+    }
+
+    fn lenient(s: &str) -> Option<String> {
+        extract(s, &ExtractConfig::lenient()).map(|e| e.text.into_owned())
     }
 
     #[test]
@@ -324,7 +387,7 @@ mod tests {
             ("<answer>$\\frac{1}{2}$</answer>", Some("\\frac{1}{2}")),
             ("<answer>so \\boxed{7}</answer>", Some("7")),
             (
-                "\\boxed{1} then \\boxed{\\frac{a}{b}}",
+                "\\boxed{1} then after a long detour we get \\boxed{\\frac{a}{b}}",
                 Some("\\frac{a}{b}"),
             ),
             (
@@ -341,15 +404,91 @@ mod tests {
             ("<answer>1</answer><answer>2</answer>", None),
             ("<think>x</think><answer>17", Some("17")),
             ("\\boxed{unclosed", None),
+            ("\\boxed{1}, \\boxed{2}", Some("1, 2")),
+            ("\\boxed{42}\n\nThe answer is correct, I hope.", Some("42")),
         ];
         for (s, want) in cases {
-            assert_eq!(ex(s), *want, "{s}");
+            assert_eq!(ex(s).as_deref(), *want, "{s}");
         }
     }
 
     #[test]
+    fn gsm8k_markers_and_last_marker_wins() {
+        assert_eq!(ex("so **#### 624**").as_deref(), Some("624"));
+        assert_eq!(ex("so #### 208**").as_deref(), Some("208"));
+        assert_eq!(ex("so `#### 105`").as_deref(), Some("105"));
+        assert_eq!(
+            ex("The answer is 253. Checking again...\n#### 247").as_deref(),
+            Some("247")
+        );
+        assert_eq!(
+            ex("#### 247\nWait, the answer is 253.").as_deref(),
+            Some("253")
+        );
+        assert_eq!(
+            ex("\\boxed{5}. So the final answer is 6.").as_deref(),
+            Some("6")
+        );
+        assert_eq!(
+            ex("The final answer is $\\boxed{5}$.").as_deref(),
+            Some("5")
+        );
+    }
+
+    #[test]
     fn tag_is_authoritative_over_boxes_in_reasoning() {
-        assert_eq!(ex("<think>\\boxed{5}</think><answer>6</answer>"), Some("6"));
+        assert_eq!(
+            ex("<think>\\boxed{5}</think><answer>6</answer>").as_deref(),
+            Some("6")
+        );
+    }
+
+    #[test]
+    fn lenient_reads_latex_then_numbers() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("Answer \\[ 9 \\]", Some("9")),
+            ("Answer \\( (9+1) \\)", Some("(9+1)")),
+            ("so $x = 2$ and $y = 3$.", Some("x = 2, y = 3")),
+            ("so $x = 2$ and then $y = 3$.", Some("y = 3")),
+            ("We find that $x \\neq 3$.", Some("x \\neq 3")),
+            ("so it is -1,250.5 apples", Some("-1250.5")),
+            (
+                "Final Answer: The volume of $ABCD$ is 120. I hope it is correct.",
+                Some("120"),
+            ),
+            ("<answer>1</answer><answer>2</answer>", Some("2")),
+            ("nothing here", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(lenient(s).as_deref(), *want, "{s}");
+        }
+        assert_eq!(ex("Answer \\[ 9 \\]"), None);
+    }
+
+    #[test]
+    fn presets_and_tables_deserialize() {
+        #[derive(Deserialize)]
+        struct T {
+            extract: ExtractConfig,
+        }
+        let t: T = toml::from_str("extract = \"lenient\"").unwrap();
+        assert_eq!(t.extract, ExtractConfig::lenient());
+        let t: T = toml::from_str("extract = \"strict\"").unwrap();
+        assert_eq!(t.extract, ExtractConfig::strict());
+        let t: T = toml::from_str("extract = { last_number = true }").unwrap();
+        assert!(t.extract.last_number && t.extract.phrase);
+        let err = toml::from_str::<T>("extract = \"loose\"")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unknown variant `loose`"), "{err}");
+        let err = toml::from_str::<T>("extract = { bogus = 1 }")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+        let back = toml::to_string(&ExtractConfig::lenient()).unwrap();
+        assert!(back.contains("latex = true"), "{back}");
     }
 
     #[test]
@@ -360,19 +499,16 @@ mod tests {
         };
         assert_eq!(
             extract("\\boxed{1} \\boxed{2}", &first).map(|e| e.text),
-            Some("1")
+            Some(Cow::Borrowed("1"))
         );
-        let lenient = ExtractConfig::lenient();
-        assert_eq!(
-            extract("so it is -1,250.5 apples", &lenient).map(|e| e.text),
-            Some("-1,250.5")
-        );
-        assert_eq!(
-            extract("<answer>1</answer><answer>2</answer>", &lenient).map(|e| e.text),
-            Some("2")
-        );
-        let strict = ExtractConfig::strict();
-        assert_eq!(extract("the answer is 4", &strict), None);
+    }
+
+    #[test]
+    fn reference_answers() {
+        assert_eq!(reference_answer("$9$"), "9");
+        assert_eq!(reference_answer("so \\boxed{1} and \\boxed{-2}."), "1, -2");
+        assert_eq!(reference_answer("Natalia sold 48.\n#### 72"), "72");
+        assert_eq!(reference_answer("$(p,q)=(3,2)$"), "(p,q)=(3,2)");
     }
 
     #[test]
@@ -381,5 +517,6 @@ mod tests {
         assert_eq!(ex(&many), None);
         let deep = format!("\\boxed{{{}}}", "{".repeat(1_000_000));
         assert_eq!(ex(&deep), None);
+        assert_eq!(lenient(&"$".repeat(100_001)), None);
     }
 }

@@ -19,6 +19,7 @@ use crate::batch::RewardInput;
 use crate::compose::{Reference, Reward, RewardSpec};
 use crate::extract::ExtractConfig;
 use crate::format::ThinkRule;
+use crate::math::DEFAULT_REL_TOL;
 use crate::Error;
 
 /// A task name accepted by `aha reward --task`.
@@ -45,45 +46,78 @@ impl FromStr for Task {
     }
 }
 
+/// The verifier options a `[[reward]]` table takes, for building a task's reward elsewhere
+/// (`aha reward`, `aha eval` flags). Each applies to the terms that have it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskOptions {
+    /// How the answer is found (math, countdown).
+    pub extract: ExtractConfig,
+    /// Decimal tolerance (math).
+    pub rel_tol: f64,
+    /// Countdown: every number must be used exactly once.
+    pub use_all: bool,
+    /// The think rule of the format and arithmetic terms; `None` keeps each term's default.
+    pub think: Option<ThinkRule>,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            extract: ExtractConfig::default(),
+            rel_tol: DEFAULT_REL_TOL,
+            use_all: true,
+            think: None,
+        }
+    }
+}
+
 impl Task {
-    /// The task's reward: its accuracy term with weight 1 (the reward is 1 only for a correct
-    /// answer), plus the format term with weight 0 so `components` shows it without moving the
-    /// reward. `format` alone scores the R1 template.
+    /// The task's reward with default options; see [`Task::reward_with`].
     pub fn reward(self) -> Reward {
-        self.reward_with_think(None)
+        self.reward_with(&TaskOptions::default())
     }
 
     /// The task's reward with every think-block rule set to `think` (`None`: the task's own,
     /// see [`Task::reward`]); `Prefilled` for prompts that end with `<think>`.
     pub fn reward_with_think(self, think: Option<ThinkRule>) -> Reward {
-        let required = think.unwrap_or(ThinkRule::Required);
+        self.reward_with(&TaskOptions {
+            think,
+            ..TaskOptions::default()
+        })
+    }
+
+    /// The task's reward: its accuracy term with weight 1 (the reward is 1 only for a correct
+    /// answer), plus the format term with weight 0 so `components` shows it without moving the
+    /// reward. `format` alone scores the R1 template.
+    pub fn reward_with(self, opts: &TaskOptions) -> Reward {
         let format0 = RewardSpec::Format {
             weight: 0.0,
-            think: required,
+            think: opts.think.unwrap_or(ThinkRule::Required),
         };
         let specs = match self {
             Task::Math => vec![
                 RewardSpec::Math {
                     weight: 1.0,
-                    extract: ExtractConfig::default(),
+                    extract: opts.extract.clone(),
+                    rel_tol: opts.rel_tol,
                 },
                 format0,
             ],
             Task::Countdown => vec![
                 RewardSpec::Countdown {
                     weight: 1.0,
-                    use_all: true,
-                    extract: ExtractConfig::default(),
+                    use_all: opts.use_all,
+                    extract: opts.extract.clone(),
                 },
                 format0,
             ],
             Task::Arithmetic => vec![RewardSpec::Arithmetic {
                 weight: 1.0,
-                think: think.unwrap_or(ThinkRule::Optional),
+                think: opts.think.unwrap_or(ThinkRule::Optional),
             }],
             Task::Format => vec![RewardSpec::Format {
                 weight: 1.0,
-                think: required,
+                think: opts.think.unwrap_or(ThinkRule::Required),
             }],
         };
         match Reward::new(specs) {

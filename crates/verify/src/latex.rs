@@ -18,6 +18,8 @@ pub const MAX_TEXT_NESTING: usize = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RelOp {
     Eq,
+    /// `\approx`: what follows is a rounded value of what precedes.
+    Approx,
     Ne,
     Lt,
     Le,
@@ -71,6 +73,14 @@ pub enum Tok {
     SetOpen,
     SetClose,
     Rel(RelOp),
+    /// `\in`: membership, `x \in [0, 1]`.
+    In,
+    /// `\begin{pmatrix}` (any matrix environment) and its `\end`.
+    MatOpen,
+    MatClose,
+    /// `&` between matrix entries, `\\` between rows.
+    Amp,
+    RowSep,
     Union,
     Frac,
     Sqrt,
@@ -201,12 +211,16 @@ impl<'a> Lexer<'a> {
                                 (_, true) => RelOp::Ge,
                             })
                         }
-                        b':' => {
-                            // `x: 3` style labels carry no mathematics.
-                            self.i += 1;
-                            self.space_before = true;
-                            continue;
-                        }
+                        b':' => match self.colon()? {
+                            Some(t) => t,
+                            None => {
+                                // `x: 3` style labels carry no mathematics.
+                                self.i += 1;
+                                self.space_before = true;
+                                continue;
+                            }
+                        },
+                        b'&' => Tok::Amp,
                         _ => return self.unicode(),
                     };
                     self.i += 1;
@@ -285,8 +299,32 @@ impl<'a> Lexer<'a> {
                 self.digits(&mut text);
             }
         }
+        if let Some(value) = self.base_subscript(&text) {
+            text = value;
+        }
         self.push(Tok::Num(text));
         Ok(())
+    }
+
+    /// `204_5`, `1011_{2}`: a numeral in base 2–36, read as its decimal value. Digits invalid
+    /// for the base (or a value beyond `u64`) leave the numeral and its subscript unread, so
+    /// the parse stops there.
+    fn base_subscript(&mut self, digits: &str) -> Option<String> {
+        let rest = self.rest().strip_prefix('_')?;
+        let (base, len) = match rest.strip_prefix('{') {
+            Some(inner) => {
+                let end = inner.find('}')?;
+                (&inner[..end], end + 3)
+            }
+            None => (rest.get(..1)?, 2),
+        };
+        let base: u32 = base.trim().parse().ok()?;
+        if !(2..=36).contains(&base) || digits.contains(['.', 'e']) {
+            return None;
+        }
+        let value = u64::from_str_radix(digits, base).ok()?;
+        self.i += len;
+        Some(value.to_string())
     }
 
     fn digits(&mut self, text: &mut String) {
@@ -299,14 +337,69 @@ impl<'a> Lexer<'a> {
     /// Length of a thousands separator at the cursor that is followed by exactly three digits.
     fn thousands_separator(&self) -> Option<usize> {
         let rest = self.rest();
-        let sep = [",", "{,}", "\\,", " ", "\\ ", "\\!"]
-            .into_iter()
-            .find(|p| rest.starts_with(p))?
-            .len();
+        let sep = [
+            ",\\! ", ",\\!", "{,}\\!", "{,}", " {, }", "{, }", ",", "\\,", " ", "\\ ", "\\!",
+        ]
+        .into_iter()
+        .find(|p| rest.starts_with(p))?
+        .len();
         let after = &self.b[self.i + sep..];
         let three = after.len() >= 3 && after[..3].iter().all(u8::is_ascii_digit);
         let fourth = after.get(3).is_some_and(u8::is_ascii_digit);
         (three && !fourth).then_some(sep)
+    }
+
+    /// `7:32` or `A:B` written without spaces is a ratio; `12:00` is a time of day, which has
+    /// no numeric reading and stops the parse (so only identical text matches it).
+    fn colon(&self) -> Result<Option<Tok>, LexError> {
+        let (Some(&prev), Some(&next)) = (
+            self.i.checked_sub(1).and_then(|j| self.b.get(j)),
+            self.b.get(self.i + 1),
+        ) else {
+            return Ok(None);
+        };
+        let glued = |c: u8| c.is_ascii_alphanumeric() || c == b'}';
+        if !glued(prev) || !(next.is_ascii_alphanumeric() || next == b'\\') {
+            return Ok(None);
+        }
+        if self.b[self.i + 1..].starts_with(b"00") {
+            // `12:00` is a time of day, not a ratio with a zero term.
+            return Err(LexError::Unsupported("time of day".into()));
+        }
+        Ok(Some(Tok::Slash))
+    }
+
+    /// `\begin{pmatrix}` / `\end{pmatrix}` (also bmatrix, vmatrix, matrix, array with its column
+    /// spec); other environments are skipped as typography.
+    fn environment(&mut self, begin: bool) -> Result<(), LexError> {
+        let rest = self.rest();
+        let Some(inner) = rest.strip_prefix('{') else {
+            return Err(LexError::Unbalanced);
+        };
+        let close = inner.find('}').ok_or(LexError::Unbalanced)?;
+        let env = &inner[..close];
+        self.i += close + 2;
+        let matrix = matches!(
+            env,
+            "pmatrix"
+                | "bmatrix"
+                | "Bmatrix"
+                | "vmatrix"
+                | "Vmatrix"
+                | "matrix"
+                | "smallmatrix"
+                | "array"
+        );
+        if !matrix {
+            self.space_before = true;
+            return Ok(());
+        }
+        if begin && env == "array" && self.rest().starts_with('{') {
+            let spec_end = self.rest().find('}').ok_or(LexError::Unbalanced)?;
+            self.i += spec_end + 1;
+        }
+        self.push(if begin { Tok::MatOpen } else { Tok::MatClose });
+        Ok(())
     }
 
     fn letters(&mut self) {
@@ -318,7 +411,11 @@ impl<'a> Lexer<'a> {
         let lower = word.to_ascii_lowercase();
         if let Some(tok) = is_function_word(&lower) {
             self.push(tok);
-        } else if word.len() >= 3 || (word.len() == 2 && self.space_before) {
+        } else if word.len() >= 3
+            || (word.len() == 2
+                && self.space_before
+                && !word.bytes().all(|c| c.is_ascii_uppercase()))
+        {
             self.push(Tok::Word(lower));
         } else {
             for c in word.chars() {
@@ -410,6 +507,13 @@ impl<'a> Lexer<'a> {
                 b'|' => self.push(Tok::Bar),
                 b'(' | b')' | b'[' | b']' | b'$' | b',' | b'!' | b';' | b':' | b' ' | b'#'
                 | b'&' => self.space_before = true,
+                // `\\` before a command name is a doubled escape (`\\frac` from a JSON or Python
+                // string written twice); otherwise it is a matrix row break.
+                b'\\' if self.b.get(self.i).is_some_and(u8::is_ascii_alphabetic) => {
+                    self.i = start;
+                    return self.command(depth);
+                }
+                b'\\' => self.push(Tok::RowSep),
                 _ => return Err(LexError::Unsupported(format!("\\{}", c as char))),
             }
             return Ok(());
@@ -429,6 +533,16 @@ impl<'a> Lexer<'a> {
                 return Ok(());
             }
             "binom" | "dbinom" | "tbinom" => Tok::Binom,
+            "approx" | "simeq" => Tok::Rel(RelOp::Approx),
+            "in" => Tok::In,
+            "begin" | "end" => return self.environment(name == "begin"),
+            // `\quadx`: a spacing command run into the next symbol (seen in dataset answers).
+            _ if name.starts_with("qquad") || name.starts_with("quad") => {
+                let skip = if name.starts_with("qquad") { 5 } else { 4 };
+                self.i = start + skip;
+                self.space_before = true;
+                return Ok(());
+            }
             "cdot" | "times" | "ast" => Tok::Star,
             "div" => Tok::Slash,
             "pm" | "mp" => Tok::Pm,

@@ -7,8 +7,9 @@
 //! worst-case times of these same inputs.
 
 use aha_verify::{
-    arithmetic_reward, countdown_reward, equivalent, extract, format_reward, language_reward,
-    math_correct, ExtractConfig, Script, ThinkRule,
+    arithmetic_reward, countdown_reward, equivalent, equivalent_with, extract, format_reward,
+    language_reward, math_correct, reference_answer, ExtractConfig, Reference, RewardSpec, Script,
+    ThinkRule,
 };
 
 /// SplitMix64: a tiny, seeded, dependency-free generator.
@@ -107,6 +108,25 @@ const PIECES: &[&str] = &[
     "&",
     "10^{10^{10}}",
     "999999999999999999999999999999999999999999",
+    "\\end{pmatrix}",
+    "\\begin{array}{cc}",
+    "\\in",
+    "\\approx",
+    ":",
+    "12:00",
+    "\\(",
+    "\\)",
+    "\\[",
+    "\\]",
+    "$$",
+    "_3",
+    "_{16}",
+    "**",
+    "`",
+    " is ",
+    "0.0833333",
+    "11,\\!111",
+    "1 000",
 ];
 
 fn random_string(rng: &mut Rng, pieces: usize) -> String {
@@ -119,6 +139,14 @@ fn all_verifiers(completion: &str, gold: &str) {
     let _ = math_correct(completion, gold);
     let _ = equivalent(gold, completion);
     let _ = extract(completion, &ExtractConfig::lenient());
+    let _ = reference_answer(completion);
+    let _ = equivalent_with(gold, completion, 1e-2);
+    let lenient = RewardSpec::Math {
+        weight: 1.0,
+        extract: ExtractConfig::lenient(),
+        rel_tol: 1e-6,
+    };
+    let _ = lenient.score(completion, &Reference::answer(gold));
     let _ = format_reward(completion, ThinkRule::Required);
     let _ = arithmetic_reward(completion, gold, ThinkRule::Optional);
     let _ = countdown_reward(
@@ -181,9 +209,39 @@ fn pathological_inputs_return() {
         "#### ".repeat(100_000),
         "\\".repeat(mb),
         "中".repeat(mb / 3),
+        // Lenient reading: unclosed and endless math spans, numbers and phrases.
+        "$".repeat(mb),
+        "$$".repeat(mb / 2) + "1",
+        "\\(".repeat(mb / 2),
+        "\\[".repeat(mb / 2),
+        "$1$ and ".repeat(100_000),
+        "\\(x\\)\n".repeat(100_000),
+        "1,".repeat(mb / 2),
+        "1 000 ".repeat(100_000),
+        "\\frac{1}{2}".repeat(50_000),
+        "final answer: it is ".repeat(50_000),
+        "\\boxed{1}, ".repeat(100_000),
+        format!("<answer>{}</answer>", "\\begin{pmatrix}".repeat(300)),
+        format!(
+            "<answer>\\begin{{pmatrix}}{}\\end{{pmatrix}}</answer>",
+            "1 & ".repeat(240)
+        ),
+        format!("<answer>{}</answer>", "x = ".repeat(240) + "1"),
+        format!("<answer>{}</answer>", "1 < ".repeat(240) + "x"),
+        format!("<answer>{}</answer>", "7:".repeat(490) + "1"),
+        format!("<answer>{}_{{36}}</answer>", "z".repeat(20)),
     ];
     for c in &cases {
-        for gold in ["1", "10^{10^{10}}", "\\{1, 2\\}", "x = 3", "(0, 1]"] {
+        for gold in [
+            "1",
+            "10^{10^{10}}",
+            "\\{1, 2\\}",
+            "x = 3",
+            "(0, 1]",
+            "x \\ge 2",
+            "\\begin{pmatrix}1 & 2\\end{pmatrix}",
+            "\\frac{1}{3}",
+        ] {
             all_verifiers(c, gold);
         }
     }
