@@ -211,3 +211,63 @@ for n, line in enumerate(sys.stdin):
     entries.sort();
     assert_eq!(entries, ["step_000001"]);
 }
+
+#[test]
+fn aha_reward_posts_to_a_url() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/score", listener.local_addr().unwrap());
+    // One request: reward 0.5 per item that carries the row's `source` field, null otherwise.
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(&stream);
+        let mut length = 0;
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            line.clear();
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let request: Value = serde_json::from_slice(&body).unwrap();
+        let rewards: Vec<Value> = (request["items"].as_array().unwrap().iter())
+            .map(|i| match i["source"].is_string() {
+                true => Value::from(0.5),
+                false => Value::Null,
+            })
+            .collect();
+        let reply = serde_json::json!({ "rewards": rewards }).to_string();
+        write!(
+            &stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+            reply.len()
+        )
+        .unwrap();
+    });
+    let dir = scratch("reward-url");
+    let input = dir.join("c.jsonl");
+    std::fs::write(
+        &input,
+        "{\"completion\": \"a\", \"source\": \"web\"}\n{\"completion\": \"b\"}\n",
+    )
+    .unwrap();
+    let out = aha(&[
+        "reward",
+        "--url",
+        &url,
+        "--input",
+        &input.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(
+        (&lines[0]["reward"], &lines[1]["reward"]),
+        (&Value::from(0.5), &Value::Null)
+    );
+}

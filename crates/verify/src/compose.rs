@@ -22,6 +22,7 @@ use crate::command::CommandReward;
 use crate::countdown::countdown_reward;
 use crate::extract::{extract, reference_answer, ExtractConfig};
 use crate::format::{format_reward, ThinkRule};
+use crate::http::HttpReward;
 use crate::language::{language_reward, Script};
 use crate::math::{equivalent_with, DEFAULT_REL_TOL};
 use crate::Error;
@@ -90,6 +91,29 @@ pub enum RewardSpec {
         #[serde(default = "sixty")]
         timeout_s: f64,
     },
+    /// A reward server: a batch POSTed as JSON, rewards in the reply (see `http.rs`).
+    Http {
+        weight: f32,
+        /// `http://host:port/path` (plain HTTP).
+        url: String,
+        /// Seconds one attempt may take.
+        #[serde(default = "sixty")]
+        timeout_s: f64,
+        /// Further attempts after a failed connection, a timeout or a 5xx status.
+        #[serde(default = "three")]
+        retries: u32,
+        /// Seconds before the first retry; each later one waits twice as long.
+        #[serde(default = "half")]
+        backoff_s: f64,
+    },
+}
+
+fn three() -> u32 {
+    3
+}
+
+fn half() -> f64 {
+    0.5
 }
 
 fn sixty() -> f64 {
@@ -111,6 +135,7 @@ impl RewardSpec {
             RewardSpec::Countdown { .. } => "countdown",
             RewardSpec::Language { .. } => "language",
             RewardSpec::Command { .. } => "command",
+            RewardSpec::Http { .. } => "http",
         }
     }
 
@@ -122,7 +147,8 @@ impl RewardSpec {
             | RewardSpec::Arithmetic { weight, .. }
             | RewardSpec::Countdown { weight, .. }
             | RewardSpec::Language { weight, .. }
-            | RewardSpec::Command { weight, .. } => *weight,
+            | RewardSpec::Command { weight, .. }
+            | RewardSpec::Http { weight, .. } => *weight,
         }
     }
 
@@ -142,7 +168,7 @@ impl RewardSpec {
             | RewardSpec::Arithmetic { .. }
             | RewardSpec::Countdown { .. }
             | RewardSpec::Language { .. } => false,
-            RewardSpec::Command { .. } => true,
+            RewardSpec::Command { .. } | RewardSpec::Http { .. } => true,
         }
     }
 
@@ -171,6 +197,24 @@ impl RewardSpec {
                     return Err(bad(format!("timeout_s = {timeout_s} must be > 0")));
                 }
             }
+            RewardSpec::Http {
+                url,
+                timeout_s,
+                backoff_s,
+                ..
+            } => {
+                if !url.starts_with("http://") {
+                    return Err(bad(format!(
+                        "url {url:?} must start with http:// (aha speaks plain HTTP)"
+                    )));
+                }
+                if seconds(*timeout_s).is_none() {
+                    return Err(bad(format!("timeout_s = {timeout_s} must be > 0")));
+                }
+                if !(backoff_s.is_finite() && *backoff_s >= 0.0) {
+                    return Err(bad(format!("backoff_s = {backoff_s} must be ≥ 0")));
+                }
+            }
             RewardSpec::Math { .. }
             | RewardSpec::Format { .. }
             | RewardSpec::Arithmetic { .. }
@@ -193,6 +237,19 @@ impl RewardSpec {
             } => {
                 let timeout = seconds(*timeout_s).unwrap_or(Duration::from_secs(60));
                 Ok(Some(Arc::new(CommandReward::start(command, timeout)?)))
+            }
+            RewardSpec::Http {
+                url,
+                timeout_s,
+                retries,
+                backoff_s,
+                ..
+            } => {
+                let timeout = seconds(*timeout_s).unwrap_or(Duration::from_secs(60));
+                let backoff = Duration::try_from_secs_f64(*backoff_s).unwrap_or_default();
+                Ok(Some(Arc::new(HttpReward::new(
+                    url, timeout, *retries, backoff,
+                ))))
             }
         }
     }
@@ -230,7 +287,7 @@ impl RewardSpec {
             RewardSpec::Language { script, think, .. } => {
                 language_reward(completion, *script, *think)
             }
-            RewardSpec::Command { .. } => None,
+            RewardSpec::Command { .. } | RewardSpec::Http { .. } => None,
         }
     }
 }

@@ -40,6 +40,9 @@ pub enum Error {
     /// protocol; `message` ends with its exit status and last stderr lines where known.
     #[error("reward command `{command}` {message}")]
     Command { command: String, message: String },
+    /// A reward server (`kind = "http"`) that could not be reached or answered wrongly.
+    #[error("reward server {url}: {message}")]
+    Http { url: String, message: String },
     #[error("writing scores: {0}")]
     Write(#[source] std::io::Error),
 }

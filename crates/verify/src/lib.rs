@@ -56,6 +56,7 @@ pub mod eval;
 pub mod expr;
 pub mod extract;
 pub mod format;
+pub mod http;
 pub mod jsonl;
 pub mod language;
 pub mod latex;
@@ -73,6 +74,7 @@ pub use extract::{
     extract, reference_answer, ExtractConfig, ExtractMode, Extracted, MultipleAnswers, Pick, Source,
 };
 pub use format::{format_reward, split_blocks, Blocks, ThinkRule};
+pub use http::HttpReward;
 pub use jsonl::{score_jsonl, score_jsonl_with, Summary, Task, TaskOptions};
 pub use language::{language_reward, Script};
 pub use math::{equivalent, equivalent_with, DEFAULT_REL_TOL};

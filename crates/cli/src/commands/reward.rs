@@ -29,7 +29,11 @@ pub struct Args {
     /// "python3 my_reward.py" (split like a shell command line).
     #[arg(long)]
     command: Option<String>,
-    /// Seconds the reward program may take to answer one batch.
+    /// A reward server: each batch is POSTed to this http:// URL as {"items": [...]} and the
+    /// reply read as {"rewards": [...]}; retried 3 times with backoff on connection errors and 5xx.
+    #[arg(long)]
+    url: Option<String>,
+    /// Seconds the reward program or server may take to answer one batch.
     #[arg(long, default_value_t = 60.0)]
     timeout_s: f64,
     /// JSONL file of completions.
@@ -53,6 +57,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             weight: 1.0,
             command,
             timeout_s: args.timeout_s,
+        });
+    }
+    if let Some(url) = &args.url {
+        external.push(aha_verify::RewardSpec::Http {
+            weight: 1.0,
+            url: url.clone(),
+            timeout_s: args.timeout_s,
+            retries: 3,
+            backoff_s: 0.5,
         });
     }
     let input =

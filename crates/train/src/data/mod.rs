@@ -283,11 +283,12 @@ impl Needs {
         match reward.specs().iter().find(|s| s.is_accuracy()) {
             Some(RewardSpec::Math { .. } | RewardSpec::Arithmetic { .. }) => Needs::Answer,
             Some(RewardSpec::Countdown { .. }) => Needs::Countdown,
-            // A program sees the whole row and judges what it can.
+            // A program or server sees the whole row and judges what it can.
             Some(
                 RewardSpec::Format { .. }
                 | RewardSpec::Language { .. }
-                | RewardSpec::Command { .. },
+                | RewardSpec::Command { .. }
+                | RewardSpec::Http { .. },
             )
             | None => Needs::Nothing,
         }
