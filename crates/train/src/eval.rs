@@ -170,26 +170,49 @@ pub fn sample_and_score(
         )?),
     };
     let text = VerifierText::new(tokenizer, model.config());
-    for (b, chunk) in items.chunks(cfg.prompts_per_batch).enumerate() {
-        let first = b * cfg.prompts_per_batch;
-        let prompts = chunk
-            .iter()
-            .map(|it| cfg.template.encode(it, tokenizer))
-            .collect::<Result<Vec<_>>>()?;
-        let groups = generate_groups_from(model, &prompts, first, cfg.k, &params, stop.as_ref())?;
+    let score = |groups: Vec<Group>| -> Result<Vec<ScoredGroup>> {
         // (B·K) scores in group order; `score_groups` indexes items by prompt_index.
         let mut scores = score_groups(reward, &text, items, &groups)?.into_iter();
-        let scored = groups
+        Ok(groups
             .into_iter()
             .map(|group| ScoredGroup {
                 index: group.prompt_index,
                 scores: scores.by_ref().take(group.completions.len()).collect(),
                 group,
             })
-            .collect();
-        on_batch(scored)?;
-    }
-    Ok(())
+            .collect())
+    };
+    // Batch b is scored on its own thread while batch b + 1 is generated, so a slow reward
+    // (a user's program, a server) hides behind generation; batches still reach `on_batch` in
+    // order, and scores are pure functions of the batch, so results do not depend on timing.
+    std::thread::scope(|scope| {
+        let mut scoring: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<ScoredGroup>>>> = None;
+        let mut finish = |handle: std::thread::ScopedJoinHandle<'_, Result<Vec<ScoredGroup>>>| {
+            // A panic while scoring is a bug: carry it on as one.
+            let scored = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            on_batch(scored)
+        };
+        for (b, chunk) in items.chunks(cfg.prompts_per_batch).enumerate() {
+            let first = b * cfg.prompts_per_batch;
+            let prompts = chunk
+                .iter()
+                .map(|it| cfg.template.encode(it, tokenizer))
+                .collect::<Result<Vec<_>>>()?;
+            let groups =
+                generate_groups_from(model, &prompts, first, cfg.k, &params, stop.as_ref())?;
+            if let Some(previous) = scoring.take() {
+                finish(previous)?;
+            }
+            let score = &score;
+            scoring = Some(scope.spawn(move || score(groups)));
+        }
+        match scoring {
+            Some(last) => finish(last),
+            None => Ok(()),
+        }
+    })
 }
 
 /// Evaluates `model` on `items`; results per item in order, and the summary.
