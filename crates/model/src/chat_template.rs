@@ -3,20 +3,46 @@
 //! `strftime_now`, a `tojson` that prints like Python's `json.dumps` (no HTML escaping), and the
 //! Python string methods templates call (`startswith`, `strip`, `split`, ...).
 //!
+//! It owns the template's inputs ([`ChatMessage`], the special tokens); `tokenizer.rs` calls it,
+//! never the other way round.
+//!
 //! Undefined variables may be tested (`{% if tools %}`) but not printed, concatenated or iterated:
 //! those are errors, not silent empty strings.
 
 use minijinja::value::Value as JValue;
 use minijinja::{Environment, Error as JError, ErrorKind, State, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
 
-use crate::tokenizer::{ChatMessage, TokenizerConfig};
+/// One turn of a conversation, as chat templates expect it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// The special tokens a template may print (`{{ eos_token }}`), from tokenizer_config.json.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TemplateTokens<'a> {
+    pub bos: Option<&'a str>,
+    pub eos: Option<&'a str>,
+    pub pad: Option<&'a str>,
+}
 
 /// Render `template`; the error is a message for the caller to attach to the file.
 pub(crate) fn render(
     template: &str,
     messages: &[ChatMessage],
     add_generation_prompt: bool,
-    config: &TokenizerConfig,
+    tokens: TemplateTokens<'_>,
 ) -> std::result::Result<String, String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
@@ -32,15 +58,15 @@ pub(crate) fn render(
         .get_template("chat_template")
         .map_err(|e| describe(&e))?;
     let none = JValue::from(());
-    let token = |t: &Option<String>| t.clone().map(JValue::from).unwrap_or_else(|| none.clone());
+    let token = |t: Option<&str>| t.map(JValue::from).unwrap_or_else(|| none.clone());
     let ctx = minijinja::context! {
         messages => JValue::from_serialize(messages),
         add_generation_prompt => add_generation_prompt,
         tools => none.clone(),
         documents => none.clone(),
-        bos_token => token(&config.bos_token),
-        eos_token => token(&config.eos_token),
-        pad_token => token(&config.pad_token),
+        bos_token => token(tokens.bos),
+        eos_token => token(tokens.eos),
+        pad_token => token(tokens.pad),
     };
     tpl.render(ctx).map_err(|e| describe(&e))
 }
@@ -254,16 +280,16 @@ fn python_method(
 mod tests {
     use super::*;
 
-    fn cfg() -> TokenizerConfig {
-        TokenizerConfig {
-            eos_token: Some("<|im_end|>".into()),
+    fn cfg() -> TemplateTokens<'static> {
+        TemplateTokens {
+            eos: Some("<|im_end|>"),
             ..Default::default()
         }
     }
 
     #[test]
     fn undefined_variable_in_output_is_an_error() {
-        let err = render("{{ nope }}", &[], false, &cfg()).unwrap_err();
+        let err = render("{{ nope }}", &[], false, cfg()).unwrap_err();
         assert!(err.contains("undefined"), "{err}");
     }
 
@@ -273,7 +299,7 @@ mod tests {
             "{% if tools is not none %}T{% endif %}{% if nope %}N{% endif %}ok",
             &[],
             false,
-            &cfg(),
+            cfg(),
         )
         .unwrap();
         assert_eq!(out, "ok");
@@ -281,7 +307,7 @@ mod tests {
 
     #[test]
     fn raise_exception_fails_with_the_message() {
-        let err = render("{{ raise_exception('bad role') }}", &[], false, &cfg()).unwrap_err();
+        let err = render("{{ raise_exception('bad role') }}", &[], false, cfg()).unwrap_err();
         assert!(err.contains("bad role"), "{err}");
     }
 
@@ -294,7 +320,7 @@ mod tests {
              {{ 'a,b'.split(',') | join(';') }}",
             &msgs,
             false,
-            &cfg(),
+            cfg(),
         )
         .unwrap();
         assert_eq!(
@@ -309,7 +335,7 @@ mod tests {
             "{% for i in [1,2,3] %}\n{% if i == 2 %}{% continue %}{% endif %}{{ i }}\n{% endfor %}",
             &[],
             false,
-            &cfg(),
+            cfg(),
         )
         .unwrap();
         assert_eq!(out, "1\n3\n");

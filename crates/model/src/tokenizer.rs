@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::chat_template::{self, TemplateTokens};
 use crate::json_fields::Fields;
 use crate::load::{CONFIG_FILE, GENERATION_FILE};
 use crate::{Error, Result};
@@ -20,21 +20,7 @@ pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 pub const SPECIAL_TOKENS_FILE: &str = "special_tokens_map.json";
 pub const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
 
-/// One turn of a conversation, as chat templates expect it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
+pub use crate::chat_template::ChatMessage;
 
 /// What aha reads from `tokenizer_config.json`; the rest of the file is kept in `raw` and
 /// written back unchanged.
@@ -326,12 +312,18 @@ impl Tokenizer {
             field: "chat_template".into(),
             message: "the tokenizer has no chat template".into(),
         })?;
-        crate::chat_template::render(template, messages, add_generation_prompt, &self.config)
-            .map_err(|message| Error::Config {
+        let tokens = TemplateTokens {
+            bos: self.config.bos_token.as_deref(),
+            eos: self.config.eos_token.as_deref(),
+            pad: self.config.pad_token.as_deref(),
+        };
+        chat_template::render(template, messages, add_generation_prompt, tokens).map_err(
+            |message| Error::Config {
                 path,
                 field: "chat_template".into(),
                 message,
-            })
+            },
+        )
     }
 
     /// Write `tokenizer.json`, `tokenizer_config.json` and (when the source had one)
