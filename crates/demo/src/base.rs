@@ -6,14 +6,13 @@
 //! corpus stream (no epochs), sorted by length so the trainer's micro-batches pad little: think
 //! documents are ~4× longer than direct ones.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use aha_model::char_tokenizer::{self, EOS};
-use aha_model::config::StoredDtype;
+use aha_model::config::Qwen2Sizes;
 use aha_model::tokenizer::Tokenizer;
-use aha_model::{Architecture, Model, ModelConfig};
-use candle_core::{Device, Tensor};
-use rand::{Rng, SeedableRng};
+use aha_model::{Model, ModelConfig};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::DemoConfig;
@@ -29,53 +28,18 @@ pub fn model_config(cfg: &DemoConfig, eos_id: u32) -> ModelConfig {
     // Longest document: prompt `Q:a+b=` plus the longest response, with room to spare.
     let longest = 2 * cfg.digits + 4 + cfg.max_completion_tokens();
     ModelConfig {
-        architecture: Architecture::Qwen2,
-        vocab_size: char_tokenizer::vocabulary().len(),
-        hidden_size: m.hidden_size,
-        intermediate_size: m.intermediate_size,
-        num_hidden_layers: m.layers,
-        num_attention_heads: m.heads,
-        num_key_value_heads: m.heads,
-        head_dim: m.hidden_size / m.heads,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        max_position_embeddings: longest.next_multiple_of(64),
-        tie_word_embeddings: true,
-        attention_bias: true,
-        o_bias: false,
-        mlp_bias: false,
-        qk_norm: false,
-        bos_token_id: None,
         eos_token_ids: vec![eos_id],
         pad_token_id: Some(eos_id),
-        stored_dtype: StoredDtype::F32,
+        ..ModelConfig::qwen2(Qwen2Sizes {
+            vocab_size: char_tokenizer::vocabulary().len(),
+            hidden_size: m.hidden_size,
+            intermediate_size: m.intermediate_size,
+            num_hidden_layers: m.layers,
+            num_attention_heads: m.heads,
+            num_key_value_heads: m.heads,
+            max_position_embeddings: longest.next_multiple_of(64),
+        })
     }
-}
-
-/// Random weights: matrices ~ N(0, 0.02²) (GPT-2's scale), biases 0, norm weights 1; drawn
-/// from a ChaCha stream seeded with `seed`, so the same seed gives the same model.
-pub fn init_model(cfg: &ModelConfig, seed: u64) -> Result<Model, DemoError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut tensors = BTreeMap::new();
-    for (name, shape) in aha_model::decoder::weight_shapes(cfg) {
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = if name.ends_with("norm.weight") {
-            vec![1.0; n]
-        } else if name.ends_with(".bias") {
-            vec![0.0; n]
-        } else {
-            (0..n).map(|_| 0.02 * standard_normal(&mut rng)).collect()
-        };
-        tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
-    }
-    Ok(Model::from_tensors(cfg, &tensors, true)?)
-}
-
-/// One draw from N(0, 1) by Box–Muller.
-fn standard_normal<R: Rng>(rng: &mut R) -> f32 {
-    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.gen();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
 
 /// Pretraining state: the trainer and the corpus stream.
@@ -177,27 +141,8 @@ impl Pretrainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn init_is_seeded_and_shaped() {
-        let cfg = DemoConfig::standard();
-        let mc = model_config(&cfg, 0);
-        let a = init_model(&mc, 1).unwrap();
-        let b = init_model(&mc, 1).unwrap();
-        let c = init_model(&mc, 2).unwrap();
-        let w = |m: &Model| {
-            m.tensors()["model.layers.0.self_attn.q_proj.weight"]
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        };
-        assert_eq!(w(&a), w(&b));
-        assert_ne!(w(&a), w(&c));
-        let std = (w(&a).iter().map(|x| x * x).sum::<f32>() / w(&a).len() as f32).sqrt();
-        assert!((std - 0.02).abs() < 0.002, "std {std}");
-        assert_eq!(a.vars().len(), aha_model::decoder::weight_shapes(&mc).len());
-    }
+    use aha_model::init::random_model;
+    use candle_core::Device;
 
     #[test]
     fn pretraining_lowers_the_loss() {
@@ -209,7 +154,7 @@ mod tests {
         cfg.pretrain.steps = 30;
         cfg.pretrain.batch_size = 16;
         cfg.pretrain.warmup_steps = 3;
-        let model = init_model(&model_config(&cfg, 0), 0).unwrap();
+        let model = random_model(&model_config(&cfg, 0), 0, &Device::Cpu).unwrap();
         let mut p = Pretrainer::new(model, &cfg, HashSet::new()).unwrap();
         let first = p.step().unwrap().loss;
         let mut last = first;

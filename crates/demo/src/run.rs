@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use aha_model::char_tokenizer::{self, EOS};
 use aha_model::config::StoredDtype;
+use aha_model::init::random_model;
 use aha_model::save::save_checkpoint;
 use aha_model::tokenizer::Tokenizer;
 use aha_train::config::{
@@ -22,10 +23,11 @@ use aha_train::config::{
 use aha_train::data::{DataConfig, DataSource, Dataset, Item, MissingAnswer};
 use aha_train::grpo::GrpoTrainer;
 use aha_train::optim::OptimConfig;
+use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::base::{init_model, model_config, Pretrainer};
+use crate::base::{model_config, Pretrainer};
 use crate::config::DemoConfig;
 use crate::corpus::{generate, Style};
 use crate::evaluate::{
@@ -102,7 +104,7 @@ pub fn run_demo(
 
     // 1. The base model.
     let t = Instant::now();
-    let model = init_model(&mcfg, cfg.seed)?;
+    let model = random_model(&mcfg, cfg.seed, &Device::Cpu)?;
     let mut pre = Pretrainer::new(model, cfg, held_set.clone())?;
     obs.start(Phase::Pretrain, cfg.pretrain.steps);
     let mut loss = f64::NAN;

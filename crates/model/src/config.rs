@@ -100,6 +100,52 @@ pub struct ModelConfig {
     pub stored_dtype: StoredDtype,
 }
 
+/// The sizes in which aha's own small models differ; [`ModelConfig::qwen2`] fills in the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Qwen2Sizes {
+    pub vocab_size: usize,
+    /// `D`
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    /// `H`
+    pub num_attention_heads: usize,
+    /// `K`
+    pub num_key_value_heads: usize,
+    pub max_position_embeddings: usize,
+}
+
+impl ModelConfig {
+    /// A Qwen2-style decoder of `sizes` with the values every aha-made model shares: q/k/v bias
+    /// and nothing else, tied embeddings, `E = D / H`, RMSNorm ε 1e-6, RoPE base 10 000, f32, no
+    /// token ids. The one place such a config is spelled out; callers change what differs with
+    /// struct update syntax (`ModelConfig { eos_token_ids, ..ModelConfig::qwen2(sizes) }`).
+    pub fn qwen2(sizes: Qwen2Sizes) -> ModelConfig {
+        ModelConfig {
+            architecture: Architecture::Qwen2,
+            vocab_size: sizes.vocab_size,
+            hidden_size: sizes.hidden_size,
+            intermediate_size: sizes.intermediate_size,
+            num_hidden_layers: sizes.num_hidden_layers,
+            num_attention_heads: sizes.num_attention_heads,
+            num_key_value_heads: sizes.num_key_value_heads,
+            head_dim: sizes.hidden_size / sizes.num_attention_heads.max(1),
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            max_position_embeddings: sizes.max_position_embeddings,
+            tie_word_embeddings: true,
+            attention_bias: true,
+            o_bias: false,
+            mlp_bias: false,
+            qk_norm: false,
+            bos_token_id: None,
+            eos_token_ids: Vec::new(),
+            pad_token_id: None,
+            stored_dtype: StoredDtype::F32,
+        }
+    }
+}
+
 impl ModelConfig {
     /// Parameters in the model (embedding counted once when tied).
     pub fn num_parameters(&self) -> usize {

@@ -18,7 +18,7 @@ use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::AddedToken;
 
-use crate::config::StoredDtype;
+use crate::config::{Qwen2Sizes, StoredDtype};
 use crate::decoder::weight_shapes;
 use crate::load::GenerationConfig;
 use crate::save::save_checkpoint;
@@ -77,26 +77,17 @@ impl Preset {
             Preset::Small => (512, 8, 8, 2, 1408, 4096, true),
         };
         ModelConfig {
-            architecture: Architecture::Qwen2,
-            vocab_size: vocab,
-            hidden_size: d,
-            intermediate_size: ffn,
-            num_hidden_layers: layers,
-            num_attention_heads: h,
-            num_key_value_heads: k,
-            head_dim: d / h,
-            rms_norm_eps: 1e-6,
-            rope_theta: 10_000.0,
-            max_position_embeddings: 2048,
             tie_word_embeddings: tied,
-            attention_bias: true,
-            o_bias: false,
-            mlp_bias: false,
-            qk_norm: false,
-            bos_token_id: None,
-            eos_token_ids: Vec::new(),
-            pad_token_id: None,
-            stored_dtype: StoredDtype::F32,
+            max_position_embeddings: 2048,
+            ..ModelConfig::qwen2(Qwen2Sizes {
+                vocab_size: vocab,
+                hidden_size: d,
+                intermediate_size: ffn,
+                num_hidden_layers: layers,
+                num_attention_heads: h,
+                num_key_value_heads: k,
+                max_position_embeddings: 2048,
+            })
         }
     }
 }
@@ -204,9 +195,13 @@ pub fn random_model(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<Mod
     Model::from_tensors(cfg, &tensors, true)
 }
 
-/// Box-Muller: one normal(0, 1) sample from two uniforms.
+/// Box–Muller: one normal(0, 1) sample from two uniforms, `u1` in [ε, 1) so ln is finite.
+///
+/// Kept by hand rather than `rand_distr::StandardNormal` (a ziggurat, other draws from the same
+/// stream): this is the exact sequence `aha demo` was measured with, and its published numbers
+/// (README, issue 15) are reproducible only with the same weights.
 fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
-    let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1], so ln is finite
+    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
     let u2: f64 = rng.gen();
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use aha_model::config::StoredDtype;
+use aha_model::config::Qwen2Sizes;
 use aha_model::decoder::weight_shapes;
 use aha_model::{Architecture, KvCache, Model, ModelConfig};
 use candle_core::{DType, Device, Tensor};
@@ -18,25 +18,18 @@ use rand_chacha::ChaCha8Rng;
 fn config(arch: Architecture) -> ModelConfig {
     let base = ModelConfig {
         architecture: arch,
-        vocab_size: 61,
-        hidden_size: 32,
-        intermediate_size: 48,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        head_dim: 8,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        max_position_embeddings: 64,
         tie_word_embeddings: false,
         attention_bias: false,
-        o_bias: false,
-        mlp_bias: false,
-        qk_norm: false,
-        bos_token_id: None,
         eos_token_ids: vec![0],
-        pad_token_id: None,
-        stored_dtype: StoredDtype::F32,
+        ..ModelConfig::qwen2(Qwen2Sizes {
+            vocab_size: 61,
+            hidden_size: 32,
+            intermediate_size: 48,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            max_position_embeddings: 64,
+        })
     };
     match arch {
         Architecture::Qwen2 => ModelConfig {

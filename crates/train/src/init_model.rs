@@ -6,10 +6,10 @@
 //! seconds on a CPU. Weights come from `aha_model::init::random_model` (normal, std 0.02, seeded).
 
 use aha_model::char_tokenizer::{char_tokenizer, vocabulary};
-use aha_model::config::StoredDtype;
+use aha_model::config::Qwen2Sizes;
 use aha_model::init::{byte_level_tokenizer, random_model, Preset};
 use aha_model::tokenizer::Tokenizer;
-use aha_model::{Architecture, Model, ModelConfig};
+use aha_model::{Model, ModelConfig};
 use candle_core::Device;
 
 use crate::{Error, Result};
@@ -21,26 +21,17 @@ pub fn init_policy(preset: &str, seed: u64, device: &Device) -> Result<(Model, T
         "demo_tiny" => {
             let tokenizer = char_tokenizer()?;
             let cfg = ModelConfig {
-                architecture: Architecture::Qwen2,
-                vocab_size: vocabulary().len(),
-                hidden_size: 64,
-                intermediate_size: 128,
-                num_hidden_layers: 2,
-                num_attention_heads: 4,
-                num_key_value_heads: 2,
-                head_dim: 16,
-                rms_norm_eps: 1e-6,
-                rope_theta: 10000.0,
-                max_position_embeddings: 512,
-                tie_word_embeddings: true,
-                attention_bias: true,
-                o_bias: false,
-                mlp_bias: false,
-                qk_norm: false,
-                bos_token_id: None,
                 eos_token_ids: vec![0],
                 pad_token_id: Some(0),
-                stored_dtype: StoredDtype::F32,
+                ..ModelConfig::qwen2(Qwen2Sizes {
+                    vocab_size: vocabulary().len(),
+                    hidden_size: 64,
+                    intermediate_size: 128,
+                    num_hidden_layers: 2,
+                    num_attention_heads: 4,
+                    num_key_value_heads: 2,
+                    max_position_embeddings: 512,
+                })
             };
             Ok((random_weights(&cfg, seed, device)?, tokenizer))
         }

@@ -3,34 +3,25 @@
 
 use std::collections::BTreeMap;
 
-use aha_model::config::StoredDtype;
+use aha_model::config::Qwen2Sizes;
 use aha_model::decoder::weight_shapes;
-use aha_model::{Architecture, Model, ModelConfig};
+use aha_model::{Model, ModelConfig};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 
 pub fn tiny_config(vocab: usize) -> ModelConfig {
     ModelConfig {
-        architecture: Architecture::Qwen2,
-        vocab_size: vocab,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        head_dim: 8,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10000.0,
-        max_position_embeddings: 128,
-        tie_word_embeddings: true,
-        attention_bias: true,
-        o_bias: false,
-        mlp_bias: false,
-        qk_norm: false,
-        bos_token_id: None,
         eos_token_ids: vec![1],
         pad_token_id: Some(0),
-        stored_dtype: StoredDtype::F32,
+        ..ModelConfig::qwen2(Qwen2Sizes {
+            vocab_size: vocab,
+            hidden_size: 32,
+            intermediate_size: 64,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            max_position_embeddings: 128,
+        })
     }
 }
 

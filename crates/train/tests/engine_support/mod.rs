@@ -2,37 +2,24 @@
 
 use std::collections::BTreeMap;
 
-use aha_model::config::StoredDtype;
+use aha_model::config::Qwen2Sizes;
 use aha_model::decoder::weight_shapes;
-use aha_model::{Architecture, Model, ModelConfig};
+use aha_model::{Model, ModelConfig};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A Qwen2-shaped model (q/k/v bias, tied embeddings, GQA 4/2) small enough for tests.
 pub fn tiny_config() -> ModelConfig {
-    ModelConfig {
-        architecture: Architecture::Qwen2,
+    ModelConfig::qwen2(Qwen2Sizes {
         vocab_size: 300,
         hidden_size: 64,
         intermediate_size: 128,
         num_hidden_layers: 2,
         num_attention_heads: 4,
         num_key_value_heads: 2,
-        head_dim: 16,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10000.0,
         max_position_embeddings: 96,
-        tie_word_embeddings: true,
-        attention_bias: true,
-        o_bias: false,
-        mlp_bias: false,
-        qk_norm: false,
-        bos_token_id: None,
-        eos_token_ids: vec![],
-        pad_token_id: None,
-        stored_dtype: StoredDtype::F32,
-    }
+    })
 }
 
 /// Uniform weights scaled by 1/sqrt(fan in) (norm weights near 1), large enough that logits

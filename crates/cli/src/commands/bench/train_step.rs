@@ -5,12 +5,11 @@
 //! The model is a random Qwen2-shaped decoder (q/k/v bias, untied head) built from seeded random
 //! tensors. Does not include data loading or rollouts.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use aha_model::config::StoredDtype;
-use aha_model::decoder::weight_shapes;
-use aha_model::{Architecture, Model, ModelConfig};
+use aha_model::config::Qwen2Sizes;
+use aha_model::init::random_model;
+use aha_model::ModelConfig;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
@@ -68,26 +67,17 @@ impl TrainShape {
 
     pub fn config(&self) -> ModelConfig {
         ModelConfig {
-            architecture: Architecture::Qwen2,
-            vocab_size: self.vocab,
-            hidden_size: self.d_model,
-            intermediate_size: self.ffn,
-            num_hidden_layers: self.layers,
-            num_attention_heads: self.heads,
-            num_key_value_heads: self.kv_heads,
-            head_dim: self.d_model / self.heads,
-            rms_norm_eps: 1e-6,
-            rope_theta: 10_000.0,
-            max_position_embeddings: self.seq.max(512),
             tie_word_embeddings: false,
-            attention_bias: true,
-            o_bias: false,
-            mlp_bias: false,
-            qk_norm: false,
-            bos_token_id: None,
             eos_token_ids: vec![0],
-            pad_token_id: None,
-            stored_dtype: StoredDtype::F32,
+            ..ModelConfig::qwen2(Qwen2Sizes {
+                vocab_size: self.vocab,
+                hidden_size: self.d_model,
+                intermediate_size: self.ffn,
+                num_hidden_layers: self.layers,
+                num_attention_heads: self.heads,
+                num_key_value_heads: self.kv_heads,
+                max_position_embeddings: self.seq.max(512),
+            })
         }
     }
 
@@ -104,24 +94,6 @@ impl TrainShape {
             self.seq
         )
     }
-}
-
-/// A trainable model with seeded random weights: matrices uniform in ±1/√fan_in, biases small,
-/// norm weights 1.
-pub fn random_model(cfg: &ModelConfig, seed: u64) -> anyhow::Result<Model> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut tensors = BTreeMap::new();
-    for (name, shape) in weight_shapes(cfg) {
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = if name.ends_with("norm.weight") {
-            vec![1.0; n]
-        } else {
-            let bound = 1.0 / (*shape.last().unwrap_or(&1) as f32).sqrt();
-            (0..n).map(|_| rng.gen_range(-bound..bound)).collect()
-        };
-        tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
-    }
-    Model::from_tensors(cfg, &tensors, true).context("building the random benchmark model")
 }
 
 /// The practical fp32 peak: median GFLOP/s of an n×n by n×n matmul.
@@ -151,7 +123,8 @@ pub fn matmul_row(n: usize, timing: Timing) -> anyhow::Result<Row> {
 /// Forward + loss, backward, AdamW step on random token ids, timed per phase.
 pub fn train_row(shape: TrainShape, seed: u64, timing: Timing) -> anyhow::Result<Row> {
     let cfg = shape.config();
-    let model = random_model(&cfg, seed)?;
+    let model =
+        random_model(&cfg, seed, &Device::Cpu).context("building the random benchmark model")?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
     let ids: Vec<u32> = (0..shape.batch * shape.seq)
         .map(|_| rng.gen_range(0..cfg.vocab_size as u32))
