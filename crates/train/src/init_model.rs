@@ -14,11 +14,58 @@ use candle_core::Device;
 
 use crate::{Error, Result};
 
-pub const PRESETS: &[&str] = &["demo_tiny", "tiny", "reference", "small"];
+/// The random-initialised policies `model.init` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitPreset {
+    /// `demo_tiny`: d 64, 2 layers, 4/2 heads over the 21-token character tokenizer.
+    DemoTiny,
+    /// An `aha_model::init` size preset with its byte-level BPE tokenizer.
+    Sized(Preset),
+}
 
-pub fn init_policy(preset: &str, seed: u64, device: &Device) -> Result<(Model, Tokenizer)> {
+impl InitPreset {
+    pub const ALL: [InitPreset; 4] = [
+        InitPreset::DemoTiny,
+        InitPreset::Sized(Preset::Tiny),
+        InitPreset::Sized(Preset::Reference),
+        InitPreset::Sized(Preset::Small),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InitPreset::DemoTiny => "demo_tiny",
+            InitPreset::Sized(p) => p.name(),
+        }
+    }
+}
+
+impl std::str::FromStr for InitPreset {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        InitPreset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = InitPreset::ALL.iter().map(|p| p.name()).collect();
+                Error::config(
+                    "model.init",
+                    format!("unknown preset `{s}` (known: {})", known.join(", ")),
+                )
+            })
+    }
+}
+
+/// The policy and tokenizer `model.init = "NAME"` names, weights from `seed`.
+pub fn init_policy(name: &str, seed: u64, device: &Device) -> Result<(Model, Tokenizer)> {
+    init_preset(name.parse()?, seed, device)
+}
+
+/// `preset`'s policy with seeded random weights (`aha_model::init::random_model`) and its
+/// tokenizer.
+pub fn init_preset(preset: InitPreset, seed: u64, device: &Device) -> Result<(Model, Tokenizer)> {
     match preset {
-        "demo_tiny" => {
+        InitPreset::DemoTiny => {
             let tokenizer = char_tokenizer()?;
             let cfg = ModelConfig {
                 eos_token_ids: vec![0],
@@ -33,27 +80,32 @@ pub fn init_policy(preset: &str, seed: u64, device: &Device) -> Result<(Model, T
                     max_position_embeddings: 512,
                 })
             };
-            Ok((random_weights(&cfg, seed, device)?, tokenizer))
+            Ok((random_model(&cfg, seed, device)?, tokenizer))
         }
-        name => {
-            let preset = Preset::ALL.into_iter().find(|p| p.name() == name);
-            let Some(preset) = preset else {
-                return Err(Error::config(
-                    "model.init",
-                    format!("unknown preset `{name}` (known: {})", PRESETS.join(", ")),
-                ));
-            };
+        InitPreset::Sized(preset) => {
             let mut cfg = preset.config();
             let tokenizer = byte_level_tokenizer(cfg.vocab_size)?;
             cfg.eos_token_ids = tokenizer.token_to_id("<|im_end|>").into_iter().collect();
             cfg.pad_token_id = tokenizer.token_to_id("<|endoftext|>");
             cfg.bos_token_id = None;
-            Ok((random_weights(&cfg, seed, device)?, tokenizer))
+            Ok((random_model(&cfg, seed, device)?, tokenizer))
         }
     }
 }
 
-/// A trainable model with seeded random weights.
-pub fn random_weights(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<Model> {
-    Ok(random_model(cfg, seed, device)?)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preset_names_round_trip_and_unknown_names_list_the_known() {
+        for p in InitPreset::ALL {
+            assert_eq!(p.name().parse::<InitPreset>().unwrap(), p);
+        }
+        let e = "huge".parse::<InitPreset>().unwrap_err().to_string();
+        assert!(
+            e.contains("model.init") && e.contains("demo_tiny, tiny, reference, small"),
+            "{e}"
+        );
+    }
 }
