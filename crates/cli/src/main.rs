@@ -39,7 +39,24 @@ fn main() {
     keep_freed_memory();
     serial_candle_elementwise();
     let cli = commands::Cli::parse();
-    if let Err(err) = commands::run(cli) {
+    // Under mpirun/srun this joins the job (feature `mpi`); otherwise one process.
+    let world = match aha_train::collective::launch() {
+        Ok(w) => w,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(err) = commands::run(cli, world.clone()) {
+        if world.size() > 1 {
+            // The other ranks would wait for this one in their next collective: end the job.
+            eprintln!(
+                "error on rank {} of {}: {err:#}",
+                world.rank(),
+                world.size()
+            );
+            world.abort(1);
+        }
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }

@@ -30,6 +30,9 @@ pub enum Error {
     /// Training cannot continue (repeated non-finite losses or gradients).
     #[error("training stopped: {0}")]
     Diverged(String),
+    /// A data-parallel job's ranks disagree or their communication failed.
+    #[error("data parallel: {0}")]
+    Collective(String),
     #[error(transparent)]
     Model(#[from] aha_model::Error),
     #[error("rollout: {0}")]

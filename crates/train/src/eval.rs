@@ -7,12 +7,14 @@
 //! results do not depend on how problems are batched. Reading files and printing are the CLI's.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
 use aha_verify::{equivalent, extract, ExtractConfig, Reward, Task, ThinkRule};
 use serde::{Deserialize, Serialize};
 
+use crate::collective::{gather_json, shard, Collective};
 use crate::data::{Item, PromptTemplate};
 use crate::engine::{generate_groups_from, FinishReason, Group, SamplingParams};
 use crate::reward::{score_groups, CompletionScore, VerifierText};
@@ -142,6 +144,28 @@ pub fn sample_and_score(
     items: &[Item],
     reward: &Reward,
     cfg: &EvalConfig,
+    on_batch: impl FnMut(Vec<ScoredGroup>) -> Result<()>,
+) -> Result<()> {
+    sample_and_score_range(
+        model,
+        tokenizer,
+        items,
+        0..items.len(),
+        reward,
+        cfg,
+        on_batch,
+    )
+}
+
+/// [`sample_and_score`] of the items in `range` only (a data-parallel rank's share); indices
+/// and random streams stay those of the whole list.
+pub fn sample_and_score_range(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    items: &[Item],
+    range: Range<usize>,
+    reward: &Reward,
+    cfg: &EvalConfig,
     mut on_batch: impl FnMut(Vec<ScoredGroup>) -> Result<()>,
 ) -> Result<()> {
     if cfg.k == 0 || cfg.prompts_per_batch == 0 {
@@ -194,8 +218,9 @@ pub fn sample_and_score(
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             on_batch(scored)
         };
-        for (b, chunk) in items.chunks(cfg.prompts_per_batch).enumerate() {
-            let first = b * cfg.prompts_per_batch;
+        let start = range.start;
+        for (b, chunk) in items[range].chunks(cfg.prompts_per_batch).enumerate() {
+            let first = start + b * cfg.prompts_per_batch;
             let prompts = chunk
                 .iter()
                 .map(|it| cfg.template.encode(it, tokenizer))
@@ -223,52 +248,100 @@ pub fn evaluate(
     task: Task,
     cfg: &EvalConfig,
 ) -> Result<(EvalSummary, Vec<ItemResult>)> {
+    let part = evaluate_range(model, tokenizer, items, 0..items.len(), task, cfg)?;
+    Ok((
+        summarise(&part.results, cfg.k, part.truncated, part.formatted),
+        part.results,
+    ))
+}
+
+/// [`evaluate`] as one rank of `comm`: each rank evaluates a contiguous share of the items and
+/// rank 0 gets the summary and every result in input order (`None` on the other ranks).
+pub fn evaluate_on(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    items: &[Item],
+    task: Task,
+    cfg: &EvalConfig,
+    comm: &dyn Collective,
+) -> Result<Option<(EvalSummary, Vec<ItemResult>)>> {
+    let range = shard(items.len(), comm.rank(), comm.size());
+    let part = evaluate_range(model, tokenizer, items, range, task, cfg)?;
+    let Some(parts) = gather_json(comm, &part)? else {
+        return Ok(None);
+    };
+    let (mut results, mut truncated, mut formatted) = (Vec::new(), 0, 0);
+    for p in parts {
+        results.extend(p.results);
+        truncated += p.truncated;
+        formatted += p.formatted;
+    }
+    Ok(Some((
+        summarise(&results, cfg.k, truncated, formatted),
+        results,
+    )))
+}
+
+/// One share's results and the counts the summary needs besides them.
+#[derive(Serialize, Deserialize)]
+struct EvalPart {
+    results: Vec<ItemResult>,
+    truncated: usize,
+    formatted: usize,
+}
+
+fn evaluate_range(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    items: &[Item],
+    range: Range<usize>,
+    task: Task,
+    cfg: &EvalConfig,
+) -> Result<EvalPart> {
     let extract_cfg = ExtractConfig::default();
-    let mut results = Vec::with_capacity(items.len());
+    let mut results = Vec::with_capacity(range.len());
     let (mut truncated, mut formatted) = (0usize, 0usize);
-    sample_and_score(
-        model,
-        tokenizer,
-        items,
-        &task.reward_with_think(cfg.think),
-        cfg,
-        |batch| {
-            for ScoredGroup {
+    let reward = task.reward_with_think(cfg.think);
+    sample_and_score_range(model, tokenizer, items, range, &reward, cfg, |batch| {
+        for ScoredGroup {
+            index,
+            group,
+            scores: s,
+        } in batch
+        {
+            let item = &items[index];
+            truncated += group
+                .completions
+                .iter()
+                .filter(|c| c.finish_reason == FinishReason::Length)
+                .count();
+            formatted += s.iter().filter(|x| x.well_formed).count();
+            let correct: Vec<bool> = s.iter().map(|x| x.correct == Some(true)).collect();
+            let extracted: Vec<Option<std::borrow::Cow<'_, str>>> = s
+                .iter()
+                .map(|x| extract(&x.text, &extract_cfg).map(|e| e.text))
+                .collect();
+            let answers: Vec<Option<&str>> = extracted.iter().map(|a| a.as_deref()).collect();
+            let maj = majority(&answers, task);
+            results.push(ItemResult {
                 index,
-                group,
-                scores: s,
-            } in batch
-            {
-                let item = &items[index];
-                truncated += group
-                    .completions
-                    .iter()
-                    .filter(|c| c.finish_reason == FinishReason::Length)
-                    .count();
-                formatted += s.iter().filter(|x| x.well_formed).count();
-                let correct: Vec<bool> = s.iter().map(|x| x.correct == Some(true)).collect();
-                let extracted: Vec<Option<std::borrow::Cow<'_, str>>> = s
-                    .iter()
-                    .map(|x| extract(&x.text, &extract_cfg).map(|e| e.text))
-                    .collect();
-                let answers: Vec<Option<&str>> = extracted.iter().map(|a| a.as_deref()).collect();
-                let maj = majority(&answers, task);
-                results.push(ItemResult {
-                    index,
-                    problem: item.problem.clone(),
-                    answer: item.answer.clone(),
-                    completions: s.iter().map(|x| x.text.clone()).collect(),
-                    pass_at_1: correct.iter().filter(|&&c| c).count() as f64 / cfg.k as f64,
-                    majority_answer: maj.and_then(|m| answers[m]).map(str::to_string),
-                    majority_correct: maj.is_some_and(|m| correct[m]),
-                    correct,
-                    lengths: group.completions.iter().map(|c| c.ids.len()).collect(),
-                });
-            }
-            Ok(())
-        },
-    )?;
-    Ok((summarise(&results, cfg.k, truncated, formatted), results))
+                problem: item.problem.clone(),
+                answer: item.answer.clone(),
+                completions: s.iter().map(|x| x.text.clone()).collect(),
+                pass_at_1: correct.iter().filter(|&&c| c).count() as f64 / cfg.k as f64,
+                majority_answer: maj.and_then(|m| answers[m]).map(str::to_string),
+                majority_correct: maj.is_some_and(|m| correct[m]),
+                correct,
+                lengths: group.completions.iter().map(|c| c.ids.len()).collect(),
+            });
+        }
+        Ok(())
+    })?;
+    Ok(EvalPart {
+        results,
+        truncated,
+        formatted,
+    })
 }
 
 fn summarise(results: &[ItemResult], k: usize, truncated: usize, formatted: usize) -> EvalSummary {

@@ -7,10 +7,12 @@
 //! run config (TOML, presets, `--set`), [`run`] the on-disk run with checkpoints and resume.
 //! [`sft`] is the supervised trainer and [`eval`] the pass@k / maj@k evaluation; [`rejection`]
 //! samples and filters correct completions into SFT data. [`batch`] packs prompts and completions
-//! into padded tensors and scores them.
+//! into padded tensors and scores them. [`collective`] is what data-parallel ranks exchange (one
+//! process by default, MPI with the `mpi` feature).
 
 pub mod algo;
 pub mod batch;
+pub mod collective;
 pub mod config;
 pub mod data;
 pub mod engine;

@@ -21,6 +21,7 @@ pub const TIMING_FIELDS: &[&str] = &[
     "rollout_s",
     "reward_s",
     "update_s",
+    "allreduce_s",
     "step_s",
     "device_hours",
     "cost_usd",
@@ -61,6 +62,10 @@ pub struct StepMetrics {
     pub rollout_s: f64,
     pub reward_s: f64,
     pub update_s: f64,
+    /// Seconds of `update_s` spent summing gradients and losses over data-parallel ranks
+    /// (0 on one process).
+    #[serde(default)]
+    pub allreduce_s: f64,
     pub step_s: f64,
     /// Cumulative FLOPs of the run (rollouts, reference and update).
     pub flops: f64,

@@ -15,6 +15,8 @@
 //! with the prompt as rendered by the template, or `{"messages"}` (a user and an assistant turn)
 //! for the chat template, so SFT renders it with the checkpoint's own template and end-of-turn.
 
+use std::ops::Range;
+
 use aha_model::tokenizer::{ChatMessage, Tokenizer};
 use aha_model::Model;
 use aha_verify::{Reward, RewardSpec};
@@ -22,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Item, PromptTemplate};
 use crate::engine::FinishReason;
-use crate::eval::{sample_and_score, EvalConfig, ScoredGroup};
+use crate::eval::{sample_and_score_range, EvalConfig, ScoredGroup};
 use crate::reward::CompletionScore;
 use crate::{Error, Result};
 
@@ -65,6 +67,21 @@ pub struct RejectionSummary {
     pub dropped_truncated: usize,
     pub dropped_duplicate: usize,
     pub dropped_over_limit: usize,
+}
+
+impl RejectionSummary {
+    /// Adds another share's counts (data-parallel ranks).
+    pub fn add(&mut self, o: &RejectionSummary) {
+        self.prompts += o.prompts;
+        self.generated += o.generated;
+        self.correct += o.correct;
+        self.kept += o.kept;
+        self.prompts_with_kept += o.prompts_with_kept;
+        self.dropped_malformed += o.dropped_malformed;
+        self.dropped_truncated += o.dropped_truncated;
+        self.dropped_duplicate += o.dropped_duplicate;
+        self.dropped_over_limit += o.dropped_over_limit;
+    }
 }
 
 /// Why a correct completion was left out.
@@ -123,6 +140,28 @@ pub fn rejection_sample(
     items: &[Item],
     reward: &Reward,
     cfg: &RejectionConfig,
+    on_kept: impl FnMut(&[SftRecord]) -> Result<()>,
+) -> Result<RejectionSummary> {
+    rejection_sample_range(
+        model,
+        tokenizer,
+        items,
+        0..items.len(),
+        reward,
+        cfg,
+        on_kept,
+    )
+}
+
+/// [`rejection_sample`] of the items in `range` only (a data-parallel rank's share; indices
+/// and random streams stay those of the whole list).
+pub fn rejection_sample_range(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    items: &[Item],
+    range: Range<usize>,
+    reward: &Reward,
+    cfg: &RejectionConfig,
     mut on_kept: impl FnMut(&[SftRecord]) -> Result<()>,
 ) -> Result<RejectionSummary> {
     if cfg.keep_per_prompt == Some(0) {
@@ -137,10 +176,11 @@ pub fn rejection_sample(
     };
     let template = &cfg.sampling.template;
     let mut sum = RejectionSummary {
-        prompts: items.len(),
+        prompts: range.len(),
         ..RejectionSummary::default()
     };
-    sample_and_score(model, tokenizer, items, reward, &cfg.sampling, |batch| {
+    let sampling = &cfg.sampling;
+    sample_and_score_range(model, tokenizer, items, range, reward, sampling, |batch| {
         let mut records = Vec::new();
         for ScoredGroup {
             index,

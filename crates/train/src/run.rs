@@ -6,6 +6,10 @@
 //! `resume` continues from the newest complete checkpoint; metrics and samples written after it
 //! (by a run that died before its next checkpoint) are dropped so the files read as one run. A
 //! set stop flag ends the run after the current step with a checkpoint.
+//!
+//! In a data-parallel job every rank runs [`train`]; rank 0 alone checks and writes the run
+//! directory (the others read only the checkpoint rank 0 resumes from), and every step, stop
+//! decision and metrics line is the whole job's.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,11 +20,12 @@ use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
 use candle_core::Device;
 
+use crate::collective::{self, any_rank, check_replicas, check_run_dir, Collective};
 use crate::config::{DeviceKind, ModelSection, TrainConfig};
 use crate::grpo::GrpoTrainer;
 use crate::metrics::StepMetrics;
 use crate::progress::ProgressMode;
-use crate::run_dir::{prune_checkpoints, RunDir};
+use crate::run_dir::prune_checkpoints;
 use crate::run_log::RunLog;
 use crate::{Error, Result};
 
@@ -31,16 +36,19 @@ pub struct RunOptions {
     pub progress: ProgressMode,
     /// Set (by a signal handler) to stop after the current step, with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The job's ranks; one process by default.
+    pub collective: Arc<dyn Collective>,
 }
 
 impl RunOptions {
-    /// No progress report and no stop flag.
+    /// One process, no progress report and no stop flag.
     pub fn new(run_dir: Option<PathBuf>, resume: bool) -> Self {
         Self {
             run_dir,
             resume,
             progress: ProgressMode::Off,
             stop: None,
+            collective: collective::single(),
         }
     }
 
@@ -136,20 +144,29 @@ pub fn train(cfg: TrainConfig, opts: RunOptions) -> Result<RunSummary> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
     let config_toml = cfg.to_toml()?;
-    let run = RunDir::check(&dir, opts.resume, &config_toml)?;
+    let comm = opts.collective.clone();
+    let root = comm.rank() == 0;
+    let run = check_run_dir(&*comm, &dir, opts.resume, &config_toml)?;
     let needs = crate::data::Needs::of(&cfg.reward()?);
     let (dataset, skipped_rows) = cfg.data.open_for(needs)?;
     let device = device(cfg.device)?;
     let policy = load_policy(&cfg.model, &device)?;
     let (steps, output) = (cfg.steps, cfg.output.clone());
-    let mut trainer = GrpoTrainer::new(cfg, policy.model, policy.tokenizer, dataset)?;
+    let mut trainer = GrpoTrainer::new(cfg, policy.model, policy.tokenizer, dataset)?
+        .with_collective(comm.clone());
     trainer.set_generation_config(policy.generation);
     if let Some((_, ckpt)) = &run.resume_from {
         trainer.restore_checkpoint(ckpt)?;
     }
-    run.begin(&config_toml)?;
+    check_replicas(&*comm, trainer.policy().vars(), "at the start")?;
     let done = trainer.state().step;
-    let mut log = RunLog::open(&run, "grpo", opts.progress, steps)?;
+    let mut log = match root {
+        true => {
+            run.begin(&config_toml)?;
+            Some(RunLog::open(&run, "grpo", opts.progress, steps)?)
+        }
+        false => None,
+    };
 
     let (mut last, mut checkpoint, mut stopped) = (None, None, false);
     while trainer.state().step < steps {
@@ -165,12 +182,17 @@ pub fn train(cfg: TrainConfig, opts: RunOptions) -> Result<RunSummary> {
             "reward {:.3} acc {:.3} len {:.0} {:.0} tok/s",
             m.reward_mean, m.accuracy, m.completion_len_mean, m.tokens_per_s
         );
-        log.step(step, m, &out.samples, &summary)?;
-        stopped = opts.stop_requested();
+        if let Some(log) = &mut log {
+            log.step(step, m, &out.samples, &summary)?;
+        }
+        // A signal may reach the ranks in different steps: all stop when any has seen one.
+        stopped = any_rank(&*comm, opts.stop_requested())?;
         if step.is_multiple_of(output.checkpoint_every) || step == steps || stopped {
             let ckpt = run.checkpoint(step);
-            trainer.save_checkpoint(&ckpt)?;
-            prune_checkpoints(&run.checkpoints(), output.keep_last)?;
+            if root {
+                trainer.save_checkpoint(&ckpt)?;
+                prune_checkpoints(&run.checkpoints(), output.keep_last)?;
+            }
             checkpoint = Some(ckpt);
         }
         last = Some(out.metrics);
@@ -178,7 +200,11 @@ pub fn train(cfg: TrainConfig, opts: RunOptions) -> Result<RunSummary> {
             break;
         }
     }
-    log.progress.finish();
+    if let Some(log) = &mut log {
+        log.progress.finish();
+    }
+    // The other ranks wait for rank 0's last checkpoint: the job ends when it is on disk.
+    comm.barrier()?;
     Ok(RunSummary {
         run_dir: dir,
         steps: trainer.state().step,

@@ -6,11 +6,13 @@
 //! `sft_run` is the on-disk run (config, data order, checkpoints, resume).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use aha_model::Model;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{self, LossTokens, Packed, SeqRef};
+use crate::collective::{self, shard, sum_gradients, Collective};
 use crate::optim::{GradAccumulator, OptimConfig, UpdateCounters, Updater};
 use crate::{Error, Result};
 
@@ -78,6 +80,8 @@ pub struct SftTrainer {
     updater: Updater,
     cfg: SftConfig,
     pad_id: u32,
+    /// The ranks of a data-parallel job (one process by default).
+    comm: Arc<dyn Collective>,
 }
 
 impl SftTrainer {
@@ -101,7 +105,15 @@ impl SftTrainer {
             updater,
             cfg,
             pad_id,
+            comm: collective::single(),
         })
+    }
+
+    /// Makes this trainer one rank of a data-parallel job: every rank is given the whole batch
+    /// and trains its contiguous share of it; gradients and loss are summed over ranks.
+    pub fn with_collective(mut self, comm: Arc<dyn Collective>) -> Self {
+        self.comm = comm;
+        self
     }
 
     pub fn model(&self) -> &Model {
@@ -139,7 +151,8 @@ impl SftTrainer {
         let device = self.model.device().clone();
         let mut acc = GradAccumulator::new();
         let mut loss_sum = 0.0;
-        for chunk in seqs.chunks(self.cfg.micro_batch_size) {
+        let mine = shard(seqs.len(), self.comm.rank(), self.comm.size());
+        for chunk in seqs[mine].chunks(self.cfg.micro_batch_size) {
             let packed = Packed::new(chunk, self.pad_id, &device)?;
             let mask = packed.loss_mask(which, None)?;
             let (logp, _) = batch::token_logprobs(&self.model, &packed, 1.0, false)?;
@@ -148,7 +161,11 @@ impl SftTrainer {
             loss_sum += crate::optim::grads::scalar(&loss)?;
             acc.add(self.model.vars(), &loss.backward()?)?;
         }
-        let out = self.updater.apply(loss_sum, acc.finish())?;
+        let mut total = [loss_sum];
+        self.comm.sum_f64(&mut total)?;
+        let loss_sum = total[0];
+        let grads = sum_gradients(&*self.comm, self.model.vars(), acc.finish())?;
+        let out = self.updater.apply(loss_sum, grads)?;
         Ok(SftStepStats {
             loss: loss_sum,
             tokens,

@@ -23,6 +23,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::collective::{self, any_rank, check_replicas, check_run_dir, Collective};
 use crate::data::rows::{read_rows, Columns};
 use crate::engine::{generate_groups, SamplingParams};
 use crate::grpo::checkpoint::{set_weights, OPTIMIZER_FILE, STATE_FILE};
@@ -30,7 +31,7 @@ use crate::metrics::forward_flops;
 use crate::optim::UpdateCounters;
 use crate::progress::ProgressMode;
 use crate::run::{device, load_policy, Policy};
-use crate::run_dir::{prune_checkpoints, RunDir};
+use crate::run_dir::prune_checkpoints;
 use crate::run_log::RunLog;
 use crate::sft::{Example, SftStepStats, SftTrainer};
 use crate::{Error, Result};
@@ -203,6 +204,8 @@ pub struct SftOptions {
     pub progress: ProgressMode,
     /// Set (by a signal handler) to stop after the current step, with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The job's ranks: each trains its share of every batch; rank 0 alone writes.
+    pub collective: Arc<dyn Collective>,
 }
 
 impl SftOptions {
@@ -212,9 +215,13 @@ impl SftOptions {
             resume,
             progress: ProgressMode::Off,
             stop: None,
+            collective: collective::single(),
         }
     }
 }
+
+/// Steps between checks that data-parallel ranks hold identical weights (and after step 1).
+const REPLICA_CHECK_EVERY: usize = 25;
 
 #[derive(Debug, Clone)]
 pub struct SftSummary {
@@ -278,7 +285,9 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
     cfg.validate()?;
     let config_toml = cfg.to_toml()?;
-    let run = RunDir::check(&dir, opts.resume, &config_toml)?;
+    let comm = opts.collective.clone();
+    let root = comm.rank() == 0;
+    let run = check_run_dir(&*comm, &dir, opts.resume, &config_toml)?;
     let device = device(cfg.device)?;
     let Policy {
         model,
@@ -286,13 +295,20 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
         generation,
     } = load_policy(&cfg.model, &device)?;
     let examples = read_examples(&cfg.data.path, &tokenizer)?;
-    let mut trainer = SftTrainer::new(model, cfg.trainer_config(), cfg.steps)?;
+    let mut trainer =
+        SftTrainer::new(model, cfg.trainer_config(), cfg.steps)?.with_collective(comm.clone());
     let mut state = SftState::default();
     if let Some((_, ckpt)) = &run.resume_from {
         state = restore(&mut trainer, ckpt)?;
     }
-    run.begin(&config_toml)?;
-    let mut log = RunLog::open(&run, "sft", opts.progress, cfg.steps)?;
+    check_replicas(&*comm, trainer.model().vars(), "at the start")?;
+    let mut log = match root {
+        true => {
+            run.begin(&config_toml)?;
+            Some(RunLog::open(&run, "sft", opts.progress, cfg.steps)?)
+        }
+        false => None,
+    };
     let mut order = ExampleOrder::new(cfg.seed, examples.len(), state.epoch, state.cursor);
     let mcfg = trainer.model().config().clone();
     let save = |trainer: &SftTrainer, state: &SftState, dir: &Path| {
@@ -329,18 +345,31 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
                 .iter()
                 .map(|e| forward_flops(&mcfg, 0, e.prompt_ids.len() + e.completion_ids.len()))
                 .sum::<f64>();
-        state.device_seconds += step_s;
+        // Every rank's device was held for the step.
+        state.device_seconds += step_s * comm.size() as f64;
         let m = metrics_line(&state, &stats, step_s, cfg.output.price_per_device_hour);
         let summary = format!("loss {:.4} grad norm {:.3}", m.loss, m.grad_norm);
-        log.step(state.step, &m, &[] as &[SftSample], &summary)?;
-        stopped = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
         let step = state.step;
+        if step == 1 || step.is_multiple_of(REPLICA_CHECK_EVERY) {
+            check_replicas(
+                &*comm,
+                trainer.model().vars(),
+                &format!("after step {step}"),
+            )?;
+        }
+        if let Some(log) = &mut log {
+            log.step(state.step, &m, &[] as &[SftSample], &summary)?;
+        }
+        // A signal may reach the ranks in different steps: all stop when any has seen one.
+        stopped = any_rank(&*comm, stop_flag(&opts))?;
         if step.is_multiple_of(cfg.output.checkpoint_every) || step == cfg.steps || stopped {
             let ckpt = run.checkpoint(step);
-            save(&trainer, &state, &ckpt)?;
-            prune_checkpoints(&run.checkpoints(), cfg.output.keep_last)?;
-            let n = cfg.output.samples_per_step.min(batch.len());
-            log.samples(&greedy_samples(&trainer, &tokenizer, &batch[..n], step)?)?;
+            if let Some(log) = &mut log {
+                save(&trainer, &state, &ckpt)?;
+                prune_checkpoints(&run.checkpoints(), cfg.output.keep_last)?;
+                let n = cfg.output.samples_per_step.min(batch.len());
+                log.samples(&greedy_samples(&trainer, &tokenizer, &batch[..n], step)?)?;
+            }
             checkpoint = Some(ckpt);
         }
         last = Some(m);
@@ -348,7 +377,11 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
             break;
         }
     }
-    log.progress.finish();
+    if let Some(log) = &mut log {
+        log.progress.finish();
+    }
+    // The other ranks wait for rank 0's last checkpoint: the job ends when it is on disk.
+    comm.barrier()?;
     Ok(SftSummary {
         run_dir: dir,
         steps: state.step,
@@ -357,6 +390,10 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
         checkpoint,
         stopped,
     })
+}
+
+fn stop_flag(opts: &SftOptions) -> bool {
+    opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
 }
 
 fn metrics_line(state: &SftState, s: &SftStepStats, step_s: f64, price: f64) -> SftMetrics {

@@ -4,9 +4,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use aha_train::collective::Collective;
 use aha_train::data::{read_items, MissingAnswer, Needs};
-use aha_train::eval::{evaluate, EvalConfig};
+use aha_train::eval::{evaluate_on, EvalConfig};
 use anyhow::Context;
 
 use crate::args::{
@@ -43,8 +45,11 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    check_output(args.output.as_deref())?;
+/// Under mpirun each rank evaluates a share of the problems; rank 0 prints and writes.
+pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
+    if world.rank() == 0 {
+        check_output(args.output.as_deref())?;
+    }
     let task = args.verifier.task();
     let sa = args.sampling;
     let cfg = EvalConfig {
@@ -70,7 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = aha_model::load::load_model(&args.model, &device, false)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
-    let (summary, results) = evaluate(&model, &tokenizer, &items, task, &cfg)?;
+    let Some((summary, results)) = evaluate_on(&model, &tokenizer, &items, task, &cfg, &*world)?
+    else {
+        return Ok(());
+    };
     if let Some(path) = &args.output {
         let (name, mut out) = open_output(Some(path))?;
         for r in &results {

@@ -1,5 +1,8 @@
 //! One module per subcommand; each has an `Args` (clap) and a `run`.
 
+use std::sync::Arc;
+
+use aha_train::collective::Collective;
 use clap::{Parser, Subcommand};
 
 mod bench;
@@ -50,17 +53,29 @@ enum Command {
     Bench(bench::Args),
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs one command as a rank of `world` (one process unless started by an MPI launcher).
+/// train, sft, eval and rejection-sample split their work over the ranks; the others run as
+/// one process only.
+pub fn run(cli: Cli, world: Arc<dyn Collective>) -> anyhow::Result<()> {
+    let single = |name: &str| -> anyhow::Result<()> {
+        if world.size() > 1 {
+            anyhow::bail!(
+                "`aha {name}` runs as one process; start it without mpirun/srun (train, sft, \
+                 eval and rejection-sample run data-parallel)"
+            );
+        }
+        Ok(())
+    };
     match cli.command {
-        Command::Demo(a) => demo::run(a),
-        Command::Train(a) => train::run(a),
-        Command::Sft(a) => sft::run(a),
-        Command::Sample(a) => sample::run(a),
-        Command::Logprobs(a) => logprobs::run(a),
-        Command::Reward(a) => reward::run(a),
-        Command::RejectionSample(a) => rejection_sample::run(a),
-        Command::Eval(a) => eval::run(a),
-        Command::Init(a) => init::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Train(a) => train::run(a, world),
+        Command::Sft(a) => sft::run(a, world),
+        Command::RejectionSample(a) => rejection_sample::run(a, world),
+        Command::Eval(a) => eval::run(a, world),
+        Command::Demo(a) => single("demo").and_then(|_| demo::run(a)),
+        Command::Sample(a) => single("sample").and_then(|_| sample::run(a)),
+        Command::Logprobs(a) => single("logprobs").and_then(|_| logprobs::run(a)),
+        Command::Reward(a) => single("reward").and_then(|_| reward::run(a)),
+        Command::Init(a) => single("init").and_then(|_| init::run(a)),
+        Command::Bench(a) => single("bench").and_then(|_| bench::run(a)),
     }
 }

@@ -4,11 +4,15 @@
 //! Parquet), writes the kept lines as each batch finishes, and prints the counts as JSON.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use aha_train::collective::{gather_json, shard, Collective};
 use aha_train::data::{read_items, MissingAnswer, Needs};
 use aha_train::eval::EvalConfig;
-use aha_train::rejection::{rejection_sample, RejectionConfig};
+use aha_train::rejection::{
+    rejection_sample, rejection_sample_range, RejectionConfig, RejectionSummary, SftRecord,
+};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -58,8 +62,11 @@ pub struct Args {
     device: DeviceArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    check_output(Some(&args.output))?;
+/// Under mpirun each rank samples a share of the problems; rank 0 writes every kept line.
+pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
+    if world.rank() == 0 {
+        check_output(Some(&args.output))?;
+    }
     let sa = args.sampling;
     let cfg = RejectionConfig {
         sampling: EvalConfig {
@@ -89,6 +96,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = aha_model::load::load_model(&args.model, &device, false)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
+    if world.size() > 1 {
+        let reward = args.verifier.reward();
+        let range = shard(items.len(), world.rank(), world.size());
+        let mut kept: Vec<SftRecord> = Vec::new();
+        let mine = rejection_sample_range(
+            &model,
+            &tokenizer,
+            &items,
+            range,
+            &reward,
+            &cfg,
+            |records| {
+                kept.extend_from_slice(records);
+                Ok(())
+            },
+        )?;
+        return write_gathered(&*world, path, (kept, mine));
+    }
     let (_, mut out) = open_output(Some(path))?;
 
     let bar = ProgressBar::new(items.len() as u64).with_style(
@@ -124,6 +149,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     })?;
     bar.finish_and_clear();
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+/// Data-parallel rejection sampling: rank 0 writes every rank's kept lines in input order and
+/// prints the summed counts (each rank holds its share's lines until the end).
+fn write_gathered(
+    world: &dyn Collective,
+    path: &Path,
+    mine: (Vec<SftRecord>, RejectionSummary),
+) -> anyhow::Result<()> {
+    let Some(parts) = gather_json(world, &mine)? else {
+        return Ok(());
+    };
+    let (name, mut out) = open_output(Some(path))?;
+    let mut summary = RejectionSummary::default();
+    for (records, counts) in &parts {
+        for r in records {
+            serde_json::to_writer(&mut out, r)?;
+            out.write_all(b"\n")
+                .with_context(|| format!("writing {name}"))?;
+        }
+        summary.add(counts);
+    }
+    out.flush().with_context(|| format!("writing {name}"))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! `aha sft`: supervised fine-tuning (cold start, rejection-sampled data, distillation, or
 //! pretraining with `sft.loss_on = "all"`) from a TOML config shaped like `aha train`'s.
 
+use std::sync::Arc;
+
+use aha_train::collective::Collective;
 use aha_train::progress::ProgressMode;
 use aha_train::sft_run::{run_sft, SftOptions, SftRunConfig};
 use anyhow::Context;
@@ -16,7 +19,8 @@ pub struct Args {
     pub run: RunArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+/// One rank of the job `world` (one process unless started by mpirun or srun).
+pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     let a = &args.run;
     let cfg = SftRunConfig::load(&a.config, &a.set)
         .with_context(|| format!("reading config {}", a.config.display()))?;
@@ -30,8 +34,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resume: a.resume,
         progress: ProgressMode::detect(cfg.output.progress),
         stop: Some(stop.flag.clone()),
+        collective: world.clone(),
     };
     let s = run_sft(&cfg, opts)?;
+    if world.rank() != 0 {
+        return Ok(());
+    }
     if let Some(from) = &s.resumed_from {
         eprintln!("resumed from {}", from.display());
     }

@@ -1,5 +1,8 @@
 //! `aha train`: a GRPO run from a TOML config.
 
+use std::sync::Arc;
+
+use aha_train::collective::Collective;
 use aha_train::config::TrainConfig;
 use aha_train::progress::ProgressMode;
 use aha_train::run::{train, RunOptions};
@@ -14,7 +17,8 @@ pub struct Args {
     pub run: RunArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+/// One rank of the job `world` (one process unless started by mpirun or srun).
+pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     let a = &args.run;
     let cfg = TrainConfig::load(&a.config, &a.set)
         .with_context(|| format!("reading config {}", a.config.display()))?;
@@ -28,8 +32,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resume: a.resume,
         progress: ProgressMode::detect(cfg.output.progress),
         stop: Some(stop.flag.clone()),
+        collective: world.clone(),
     };
     let s = train(cfg, opts)?;
+    if world.rank() != 0 {
+        return Ok(());
+    }
     if let Some(from) = &s.resumed_from {
         eprintln!("resumed from {}", from.display());
     }

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod rollout;
 pub mod update;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use aha_model::load::GenerationConfig;
@@ -18,14 +19,19 @@ use aha_verify::Reward;
 use serde::{Deserialize, Serialize};
 
 use crate::algo;
+use crate::collective::{self, check_replicas, Collective};
 use crate::config::TrainConfig;
 use crate::data::{Dataset, PromptStream};
 use crate::engine::{FinishReason, SamplingParams};
-use crate::metrics::{forward_flops, mean_std, Sample, StepMetrics};
+use crate::metrics::{forward_flops, Sample, StepMetrics};
 use crate::optim::{UpdateCounters, Updater};
 use crate::Result;
 use rollout::{collect_rollouts, RolloutContext, Rollouts};
-use update::{TrainSeq, UpdateContext, UpdateStats};
+use update::{SeqShard, TrainSeq, UpdateContext, UpdateStats};
+
+/// Steps between checks that data-parallel ranks still hold identical weights (and after the
+/// first step, where a mismatched start shows).
+const REPLICA_CHECK_EVERY: usize = 25;
 
 /// Everything besides weights and optimizer moments that a resumed run needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,6 +67,8 @@ pub struct GrpoTrainer {
     state: TrainerState,
     /// Written into checkpoints as generation_config.json; `None` derives it from the config.
     generation: Option<GenerationConfig>,
+    /// The ranks of a data-parallel job (one process by default).
+    comm: Arc<dyn Collective>,
 }
 
 impl GrpoTrainer {
@@ -120,7 +128,19 @@ impl GrpoTrainer {
             pad_id,
             state: TrainerState::default(),
             generation: None,
+            comm: collective::single(),
         })
+    }
+
+    /// Makes this trainer one rank of a data-parallel job: it generates and trains its share
+    /// of each step, and the update and metrics are those of the whole step.
+    pub fn with_collective(mut self, comm: Arc<dyn Collective>) -> Self {
+        self.comm = comm;
+        self
+    }
+
+    pub fn collective(&self) -> &dyn Collective {
+        &*self.comm
     }
 
     pub fn config(&self) -> &TrainConfig {
@@ -148,12 +168,23 @@ impl GrpoTrainer {
         let rollouts = self.rollouts()?; // B prompts → B groups of G, scored; uniform ones refilled
         let rewards = shaped_rewards(&rollouts); // (B·G) after overlong shaping
         let advantages = self.advantages(&rewards)?; // (B·G) group-relative
-        let seqs = training_sequences(&rollouts, &advantages); // the completions in the loss
-        let (stats, update_s) = self.update(&seqs)?; // μ passes over minibatches
+        let (seqs, shard) = training_sequences(&rollouts, &advantages); // the loss's completions
+        let (stats, update_s) = self.update(&seqs, &shard)?; // μ passes over minibatches
         self.state.step += 1;
         self.maybe_reset_reference()?;
+        self.check_replicas()?;
         let step_s = started.elapsed().as_secs_f64();
-        Ok(self.report(&rollouts, &seqs, &stats, update_s, step_s))
+        self.report(&rollouts, &seqs, &stats, update_s, step_s)
+    }
+
+    /// Errors (on every rank) when data-parallel ranks no longer hold the same weights.
+    fn check_replicas(&self) -> Result<()> {
+        let step = self.state.step;
+        if step == 1 || step.is_multiple_of(REPLICA_CHECK_EVERY) {
+            let when = format!("after step {step}");
+            check_replicas(&*self.comm, self.policy.vars(), &when)?;
+        }
+        Ok(())
     }
 
     fn advantages(&self, rewards: &[Option<f32>]) -> Result<Vec<f32>> {
@@ -162,16 +193,18 @@ impl GrpoTrainer {
     }
 
     /// The policy update and its seconds.
-    fn update(&mut self, seqs: &[TrainSeq<'_>]) -> Result<(UpdateStats, f64)> {
+    fn update(&mut self, seqs: &[TrainSeq<'_>], shard: &SeqShard) -> Result<(UpdateStats, f64)> {
         let (ctx, started) = (self.update_context(), Instant::now());
         let reference = self.reference.as_ref();
-        let stats = update::update(
+        let stats = update::update_shard(
             &self.policy,
             reference,
             &mut self.updater,
             seqs,
+            shard,
             &self.cfg.grpo,
             ctx,
+            &*self.comm,
         )?;
         Ok((stats, started.elapsed().as_secs_f64()))
     }
@@ -183,6 +216,7 @@ impl GrpoTrainer {
             tokenizer: &self.tokenizer,
             reward: &self.reward,
             sampling: &self.sampling,
+            comm: &*self.comm,
         };
         let out = collect_rollouts(&ctx, &mut self.stream)?;
         self.state.data_position = self.stream.position();
@@ -206,7 +240,8 @@ impl GrpoTrainer {
         Ok(())
     }
 
-    /// Metrics and samples of the step just done; also advances the cost counters.
+    /// Metrics and samples of the step just done (the whole step's, summed over ranks); also
+    /// advances the cost counters. Samples are rank 0's first groups.
     fn report(
         &mut self,
         r: &Rollouts,
@@ -214,7 +249,7 @@ impl GrpoTrainer {
         stats: &UpdateStats,
         update_s: f64,
         step_s: f64,
-    ) -> StepOutput {
+    ) -> Result<StepOutput> {
         let mcfg = self.policy.config();
         let completions = r
             .groups
@@ -236,8 +271,6 @@ impl GrpoTrainer {
             len_sum += c.ids.len();
             len_max = len_max.max(c.ids.len());
         }
-        let (reward_mean, reward_std) = mean_std(&rewards);
-        let share = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
 
         let mut flops = 0.0;
         for g in &r.groups {
@@ -260,8 +293,46 @@ impl GrpoTrainer {
             0.0
         };
         flops += 3.0 * trained * self.cfg.grpo.passes as f64 + reference;
+
+        // The whole step's counts: sums over ranks, then the reward spread about the global
+        // mean (two passes, as `mean_std`), then the maxima.
+        let comm = &*self.comm;
+        let reward_sum: f64 = rewards.iter().sum();
+        let mut sums = [
+            n as f64,
+            judged_correct as f64,
+            correct as f64,
+            formatted as f64,
+            truncated as f64,
+            len_sum as f64,
+            rewards.len() as f64,
+            reward_sum,
+            flops,
+        ];
+        comm.sum_f64(&mut sums)?;
+        let [n, judged_correct, correct, formatted, truncated, len_sum, judged, reward_sum, flops] =
+            sums;
+        let reward_mean = match judged > 0.0 {
+            true => reward_sum / judged,
+            false => 0.0,
+        };
+        let mut spread = [rewards
+            .iter()
+            .map(|x| (x - reward_mean).powi(2))
+            .sum::<f64>()];
+        comm.sum_f64(&mut spread)?;
+        let reward_std = match judged > 0.0 {
+            true => (spread[0] / judged).sqrt(),
+            false => 0.0,
+        };
+        let mut maxima = [len_max as f64, step_s];
+        comm.max_f64(&mut maxima)?;
+        let [len_max, step_s] = maxima;
+        let share = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
+
         self.state.flops += flops;
-        self.state.device_seconds += step_s;
+        // The step held every rank's device for as long as the slowest rank took.
+        self.state.device_seconds += step_s * comm.size() as f64;
         self.state.counters = self.updater.counters;
         let device_hours = self.state.device_seconds / 3600.0;
 
@@ -288,11 +359,11 @@ impl GrpoTrainer {
             accuracy: share(correct, judged_correct),
             format_rate: share(formatted, n),
             completion_len_mean: share(len_sum, n),
-            completion_len_max: len_max,
+            completion_len_max: len_max as usize,
             truncated_share: share(truncated, n),
-            unjudged: n - rewards.len(),
-            groups_generated: r.groups.len(),
-            groups_trained: r.trained.len(),
+            unjudged: (n - judged) as usize,
+            groups_generated: r.total_generated,
+            groups_trained: r.total_trained,
             loss: stats.loss,
             kl: stats.kl,
             clip_fraction: stats.clip_fraction,
@@ -300,17 +371,18 @@ impl GrpoTrainer {
             grad_norm: stats.grad_norm,
             lr: stats.lr,
             skipped_updates: stats.skipped_updates,
-            generated_tokens: len_sum,
-            tokens_per_s: (len_sum + stats.tokens) as f64 / step_s.max(1e-9),
+            generated_tokens: len_sum as usize,
+            tokens_per_s: (len_sum + stats.tokens as f64) / step_s.max(1e-9),
             rollout_s: r.rollout_s,
             reward_s: r.reward_s,
             update_s,
+            allreduce_s: stats.allreduce_s,
             step_s,
             flops: self.state.flops,
             device_hours,
             cost_usd: device_hours * self.cfg.output.price_per_device_hour,
         };
-        StepOutput { metrics, samples }
+        Ok(StepOutput { metrics, samples })
     }
 }
 
@@ -321,24 +393,31 @@ fn shaped_rewards(r: &Rollouts) -> Vec<Option<f32>> {
         .collect()
 }
 
-/// The completions of the trained groups that enter the loss, with their advantages.
+/// The completions of the trained groups that enter the loss, with their advantages, and
+/// where they sit in the whole step's list.
 /// advantages: (B·G) aligned with the trained groups' completions.
-fn training_sequences<'a>(r: &'a Rollouts, advantages: &[f32]) -> Vec<TrainSeq<'a>> {
-    r.trained_groups()
-        .flat_map(|g| {
-            g.group
-                .completions
-                .iter()
-                .zip(&g.in_loss)
-                .map(move |(c, &keep)| (g, c, keep))
-        })
-        .zip(advantages)
-        .filter(|((_, _, keep), _)| *keep)
-        .map(|((g, c, _), &advantage)| TrainSeq {
-            prompt: &g.group.prompt_ids,
-            completion: &c.ids,
-            rollout_logprobs: &c.logprobs,
-            advantage,
-        })
-        .collect()
+fn training_sequences<'a>(r: &'a Rollouts, advantages: &[f32]) -> (Vec<TrainSeq<'a>>, SeqShard) {
+    let mut seqs = Vec::new();
+    let mut global_index = Vec::new();
+    let mut adv = advantages.iter();
+    for (g, &offset) in r.trained_groups().zip(&r.trained_offsets) {
+        let mut k = offset;
+        for ((c, &keep), &advantage) in g.group.completions.iter().zip(&g.in_loss).zip(&mut adv) {
+            if keep {
+                seqs.push(TrainSeq {
+                    prompt: &g.group.prompt_ids,
+                    completion: &c.ids,
+                    rollout_logprobs: &c.logprobs,
+                    advantage,
+                });
+                global_index.push(k);
+                k += 1;
+            }
+        }
+    }
+    let shard = SeqShard {
+        global_index,
+        total: r.total_seqs,
+    };
+    (seqs, shard)
 }

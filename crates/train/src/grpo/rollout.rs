@@ -14,6 +14,7 @@ use aha_model::Model;
 use aha_verify::Reward;
 
 use crate::algo::{self, overlong_effect};
+use crate::collective::{shard, Collective};
 use crate::config::{GroupFilter, TrainConfig};
 use crate::data::{Item, PromptStream};
 use crate::engine::{self, FinishReason, Group, SamplingParams, StopMatcher};
@@ -32,12 +33,22 @@ pub struct ScoredGroup {
     pub in_loss: Vec<bool>,
 }
 
-/// A step's rollouts: every generated group (for metrics) and which of them train.
+/// A step's rollouts: every generated group (for metrics) and which of them train. On a
+/// data-parallel rank, `groups` and `trained` are this rank's share; the counts and sequence
+/// offsets place that share in the whole step.
 #[derive(Debug, Clone, Default)]
 pub struct Rollouts {
     pub groups: Vec<ScoredGroup>,
-    /// Indices into `groups` of the groups the update uses, at most B.
+    /// Indices into `groups` of the groups the update uses, at most B over all ranks.
     pub trained: Vec<usize>,
+    /// For each of `trained`: the global index of its first loss sequence, where the step's
+    /// loss sequences are those of every rank's trained groups in prompt-stream order.
+    pub trained_offsets: Vec<usize>,
+    /// Loss sequences in the whole step.
+    pub total_seqs: usize,
+    /// Groups generated and trained in the whole step.
+    pub total_generated: usize,
+    pub total_trained: usize,
     pub rollout_s: f64,
     pub reward_s: f64,
 }
@@ -55,6 +66,8 @@ pub struct RolloutContext<'a> {
     pub tokenizer: &'a Tokenizer,
     pub reward: &'a Reward,
     pub sampling: &'a SamplingParams,
+    /// The ranks sharing the step: each generates a contiguous share of every round's prompts.
+    pub comm: &'a dyn Collective,
 }
 
 pub fn collect_rollouts(ctx: &RolloutContext<'_>, stream: &mut PromptStream) -> Result<Rollouts> {
@@ -74,54 +87,79 @@ pub fn collect_rollouts(ctx: &RolloutContext<'_>, stream: &mut PromptStream) -> 
         GroupFilter::KeepAll => 1,
         GroupFilter::DropUniform => 1 + ctx.cfg.grpo.max_refill_rounds,
     };
+    let comm = ctx.comm;
     for _round in 0..max_rounds {
-        let need = b - out.trained.len();
+        // Every rank draws the same global batch and generates its own slice of it.
+        let need = b - out.total_trained;
         let batch = stream.next_batch(need);
         let first = batch.first().map_or(0, |(k, _)| *k as usize);
-        let items: Vec<Item> = batch.into_iter().map(|(_, item)| item).collect();
+        let round_len = batch.len();
+        let mine = shard(round_len, comm.rank(), comm.size());
+        let items: Vec<Item> = batch
+            .into_iter()
+            .skip(mine.start)
+            .take(mine.len())
+            .map(|(_, item)| item)
+            .collect();
         let prompts = items
             .iter()
             .map(|it| ctx.cfg.data.template.encode(it, ctx.tokenizer))
             .collect::<Result<Vec<_>>>()?;
 
         let t = Instant::now();
+        let offset = first + mine.start;
         let groups = engine::generate_groups_from(
             ctx.policy,
             &prompts,
-            first,
+            offset,
             g,
             ctx.sampling,
             stop.as_ref(),
-        )?; // B groups of G
+        )?; // B/N groups of G
         out.rollout_s += t.elapsed().as_secs_f64();
 
         let t = Instant::now();
         let local: Vec<Group> = groups
             .into_iter()
             .map(|mut gr| {
-                gr.prompt_index -= first;
+                gr.prompt_index -= offset;
                 gr
             })
             .collect();
         let text = VerifierText::new(ctx.tokenizer, ctx.policy.config());
-        let scores = score_groups(ctx.reward, &text, &items, &local)?; // (B·G)
+        let scores = score_groups(ctx.reward, &text, &items, &local)?; // (B/N·G)
         out.reward_s += t.elapsed().as_secs_f64();
 
+        // Per global slot of the round: [informative, loss sequences], summed over ranks so
+        // every rank makes the same keep decisions in prompt-stream order.
+        let mut slots = vec![0.0f64; 2 * round_len];
         let mut scores = scores.into_iter();
-        for (item, group) in items.into_iter().zip(local) {
+        let base = out.groups.len();
+        for (j, (item, group)) in items.into_iter().zip(local).enumerate() {
             let s: Vec<CompletionScore> = scores.by_ref().take(g).collect();
             let scored = shape(ctx.cfg, item, group, s);
             let informative = algo::informative_groups(&scored.shaped, g)[0];
-            let keep = match ctx.cfg.grpo.filter {
-                GroupFilter::KeepAll => true,
-                GroupFilter::DropUniform => informative,
-            };
-            if keep && out.trained.len() < b {
-                out.trained.push(out.groups.len());
-            }
+            slots[2 * (mine.start + j)] = f64::from(u8::from(informative));
+            slots[2 * (mine.start + j) + 1] = scored.in_loss.iter().filter(|&&k| k).count() as f64;
             out.groups.push(scored);
         }
-        if out.trained.len() >= b {
+        comm.sum_f64(&mut slots)?;
+        for (i, slot) in slots.chunks(2).enumerate() {
+            let keep = match ctx.cfg.grpo.filter {
+                GroupFilter::KeepAll => true,
+                GroupFilter::DropUniform => slot[0] > 0.5,
+            };
+            if keep && out.total_trained < b {
+                out.total_trained += 1;
+                if mine.contains(&i) {
+                    out.trained.push(base + i - mine.start);
+                    out.trained_offsets.push(out.total_seqs);
+                }
+                out.total_seqs += slot[1] as usize;
+            }
+        }
+        out.total_generated += round_len;
+        if out.total_trained >= b {
             break;
         }
     }

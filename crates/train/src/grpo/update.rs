@@ -14,11 +14,14 @@
 //! The reference model's logprobs (β > 0) are computed once per micro-batch, without gradient,
 //! and reused across passes. Rewards, advantages and metrics files are not this file's.
 
+use std::time::Instant;
+
 use aha_model::Model;
 use candle_core::Tensor;
 
 use crate::algo::{self, BatchTotals, Clip};
 use crate::batch::{self, LossTokens, Packed, SeqRef};
+use crate::collective::{sum_gradients, Collective, Single};
 use crate::config::GrpoConfig;
 use crate::optim::{grads::scalar, GradAccumulator, Updater};
 use crate::Result;
@@ -48,6 +51,8 @@ pub struct UpdateStats {
     pub skipped_updates: usize,
     /// Completion tokens trained on (one pass).
     pub tokens: usize,
+    /// Seconds spent summing gradients and loss values over ranks.
+    pub allreduce_s: f64,
 }
 
 /// Settings of the update that come from outside `[grpo]`.
@@ -58,6 +63,27 @@ pub struct UpdateContext {
     pub pad_id: u32,
 }
 
+/// Where this rank's sequences sit in the step's global sequence list: a data-parallel rank
+/// trains only its share, but minibatches and loss normalisers are those of the whole list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqShard {
+    /// The global index of each local sequence, increasing.
+    pub global_index: Vec<usize>,
+    /// Sequences in the whole step, over every rank.
+    pub total: usize,
+}
+
+impl SeqShard {
+    /// One process holding all `n` sequences.
+    pub fn whole(n: usize) -> Self {
+        Self {
+            global_index: (0..n).collect(),
+            total: n,
+        }
+    }
+}
+
+/// The update of a single process holding every sequence.
 pub fn update(
     policy: &Model,
     reference: Option<&Model>,
@@ -66,16 +92,42 @@ pub fn update(
     cfg: &GrpoConfig,
     ctx: UpdateContext,
 ) -> Result<UpdateStats> {
+    let whole = SeqShard::whole(seqs.len());
+    update_shard(policy, reference, updater, seqs, &whole, cfg, ctx, &Single)
+}
+
+/// The update of one data-parallel rank holding `seqs`, placed in the global list by `shard`:
+/// each minibatch's loss is normalised by its global totals, and its gradients and loss value
+/// are summed over ranks before the (identical) optimizer update on every rank.
+#[allow(clippy::too_many_arguments)]
+pub fn update_shard(
+    policy: &Model,
+    reference: Option<&Model>,
+    updater: &mut Updater,
+    seqs: &[TrainSeq<'_>],
+    shard: &SeqShard,
+    cfg: &GrpoConfig,
+    ctx: UpdateContext,
+    comm: &dyn Collective,
+) -> Result<UpdateStats> {
     let mut stats = UpdateStats::default();
-    if seqs.is_empty() {
+    if shard.total == 0 {
         return Ok(stats);
+    }
+    if shard.global_index.len() != seqs.len() {
+        return Err(crate::Error::Shape(format!(
+            "update: {} sequences but {} global indices",
+            seqs.len(),
+            shard.global_index.len()
+        )));
     }
     let on_policy = cfg.passes == 1 && cfg.minibatches == 1;
     let clip = Clip {
         low: cfg.clip_low,
         high: cfg.clip_high,
     };
-    let plan = plan_batches(seqs, cfg.minibatches, cfg.micro_batch_size);
+    let plan = plan_batches(seqs, shard, cfg.minibatches, cfg.micro_batch_size);
+    let all_totals = minibatch_totals(seqs, &plan, ctx.max_new_tokens, comm)?;
     let reference_logprobs = match (reference, cfg.beta > 0.0) {
         (Some(r), true) => Some(reference_logprobs(r, seqs, &plan, ctx)?),
         _ => None,
@@ -83,15 +135,7 @@ pub fn update(
     let mut first = PassTotals::default();
     for pass in 0..cfg.passes {
         for (m, micro_batches) in plan.iter().enumerate() {
-            let members: Vec<usize> = micro_batches.iter().flatten().copied().collect();
-            let totals = BatchTotals {
-                sequences: members.len(),
-                tokens: members
-                    .iter()
-                    .map(|&i| seqs[i].completion.len() as f64)
-                    .sum(),
-                max_len: ctx.max_new_tokens,
-            };
+            let totals = all_totals[m];
             let mut acc = GradAccumulator::new();
             let mut loss_value = 0.0;
             for (u, micro) in micro_batches.iter().enumerate() {
@@ -107,7 +151,13 @@ pub fn update(
                 }
                 acc.add(policy.vars(), &out.loss.backward()?)?;
             }
-            let outcome = updater.apply(loss_value, acc.finish())?;
+            let t = Instant::now();
+            let mut loss_sum = [loss_value];
+            comm.sum_f64(&mut loss_sum)?;
+            let loss_value = loss_sum[0];
+            let grads = sum_gradients(comm, policy.vars(), acc.finish())?;
+            stats.allreduce_s += t.elapsed().as_secs_f64();
+            let outcome = updater.apply(loss_value, grads)?;
             stats.updates += 1;
             stats.skipped_updates += usize::from(outcome.skipped);
             stats.loss += loss_value;
@@ -115,6 +165,7 @@ pub fn update(
             stats.lr = outcome.lr;
         }
     }
+    first.sum_over(comm)?;
     let n = stats.updates.max(1) as f64;
     stats.loss /= n;
     stats.grad_norm /= n;
@@ -142,6 +193,42 @@ impl PassTotals {
         self.entropy += o.entropy;
         self.kl += o.kl;
     }
+
+    fn sum_over(&mut self, comm: &dyn Collective) -> Result<()> {
+        let mut v = [self.tokens, self.clipped, self.entropy, self.kl];
+        comm.sum_f64(&mut v)?;
+        [self.tokens, self.clipped, self.entropy, self.kl] = v;
+        Ok(())
+    }
+}
+
+/// Each minibatch's loss denominators over every rank: its sequences and completion tokens.
+fn minibatch_totals(
+    seqs: &[TrainSeq<'_>],
+    plan: &[Vec<Vec<usize>>],
+    max_len: usize,
+    comm: &dyn Collective,
+) -> Result<Vec<BatchTotals>> {
+    let mut counts: Vec<f64> = plan
+        .iter()
+        .flat_map(|micro_batches| {
+            let members = micro_batches.iter().flatten();
+            let tokens: f64 = members
+                .clone()
+                .map(|&i| seqs[i].completion.len() as f64)
+                .sum();
+            [members.count() as f64, tokens]
+        })
+        .collect();
+    comm.sum_f64(&mut counts)?;
+    Ok(counts
+        .chunks(2)
+        .map(|c| BatchTotals {
+            sequences: c[0] as usize,
+            tokens: c[1],
+            max_len,
+        })
+        .collect())
 }
 
 struct MicroOut {
@@ -249,16 +336,25 @@ fn reference_logprobs(
         .collect()
 }
 
-/// Splits sequence indices into `minibatches` contiguous parts of near-equal size, and each part
-/// into micro-batches of at most `micro` sequences of similar length (sorted, to waste little
-/// padding; the aggregation is exact whatever the grouping).
-fn plan_batches(seqs: &[TrainSeq<'_>], minibatches: usize, micro: usize) -> Vec<Vec<Vec<usize>>> {
-    let n = seqs.len();
+/// Splits the global sequence list into `minibatches` contiguous parts of near-equal size and
+/// keeps, of each part, this rank's sequences (local indices), split into micro-batches of at
+/// most `micro` sequences of similar length (sorted, to waste little padding; the aggregation
+/// is exact whatever the grouping). Every rank gets the same number of parts, some maybe empty.
+fn plan_batches(
+    seqs: &[TrainSeq<'_>],
+    shard: &SeqShard,
+    minibatches: usize,
+    micro: usize,
+) -> Vec<Vec<Vec<usize>>> {
+    let n = shard.total;
     let parts = minibatches.min(n).max(1);
     (0..parts)
         .map(|p| {
             let (lo, hi) = (p * n / parts, (p + 1) * n / parts);
-            let mut idx: Vec<usize> = (lo..hi).collect();
+            let mut idx: Vec<usize> = (shard.global_index.iter().enumerate())
+                .filter(|(_, &g)| (lo..hi).contains(&g))
+                .map(|(i, _)| i)
+                .collect();
             idx.sort_by_key(|&i| (seqs[i].prompt.len() + seqs[i].completion.len(), i));
             idx.chunks(micro.max(1)).map(<[usize]>::to_vec).collect()
         })
@@ -281,11 +377,37 @@ mod tests {
                 advantage: 0.0,
             })
             .collect();
-        let plan = plan_batches(&seqs, 2, 2);
+        let plan = plan_batches(&seqs, &SeqShard::whole(7), 2, 2);
         assert_eq!(plan.len(), 2);
         let mut all: Vec<usize> = plan.iter().flatten().flatten().copied().collect();
         all.sort();
         assert_eq!(all, (0..7).collect::<Vec<_>>());
         assert!(plan.iter().flatten().all(|m| m.len() <= 2));
+    }
+
+    #[test]
+    fn a_rank_plans_its_share_of_the_global_minibatches() {
+        let c = [1u32];
+        let seqs: Vec<TrainSeq<'_>> = (0..3)
+            .map(|_| TrainSeq {
+                prompt: &[1],
+                completion: &c,
+                rollout_logprobs: &[],
+                advantage: 0.0,
+            })
+            .collect();
+        // Global sequences 0..7 in minibatches [0, 3) and [3, 7); this rank holds 1, 3 and 5.
+        let shard = SeqShard {
+            global_index: vec![1, 3, 5],
+            total: 7,
+        };
+        let plan = plan_batches(&seqs, &shard, 2, 4);
+        assert_eq!(plan, [vec![vec![0]], vec![vec![1, 2]]]);
+        // A rank with nothing still takes part in every minibatch (with empty shares).
+        let none = SeqShard {
+            global_index: vec![],
+            total: 7,
+        };
+        assert_eq!(plan_batches(&[], &none, 2, 4).len(), 2);
     }
 }
