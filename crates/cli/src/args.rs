@@ -159,6 +159,8 @@ pub enum TaskName {
     Arithmetic,
     /// The R1 template alone: one `<think>` block, then one `<answer>` block.
     Format,
+    /// The last ```python block passes every `tests` case, run in a bubblewrap sandbox.
+    Code,
 }
 
 impl From<TaskName> for Task {
@@ -168,6 +170,7 @@ impl From<TaskName> for Task {
             TaskName::Countdown => Task::Countdown,
             TaskName::Arithmetic => Task::Arithmetic,
             TaskName::Format => Task::Format,
+            TaskName::Code => Task::Code,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
+use aha_verify::code::extract_program;
 use aha_verify::{equivalent, extract, ExtractConfig, Reward, Task, ThinkRule};
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +113,9 @@ pub fn majority(answers: &[Option<&str>], task: Task) -> Option<usize> {
             let b = answers[j].unwrap_or_default();
             match task {
                 Task::Math => a.trim() == b.trim() || equivalent(b, a),
-                Task::Countdown | Task::Arithmetic | Task::Format => a.trim() == b.trim(),
+                Task::Countdown | Task::Arithmetic | Task::Format | Task::Code => {
+                    a.trim() == b.trim()
+                }
             }
         };
         match clusters.iter_mut().find(|(rep, _)| same(*rep)) {
@@ -317,9 +320,13 @@ fn evaluate_range(
                 .count();
             formatted += s.iter().filter(|x| x.well_formed).count();
             let correct: Vec<bool> = s.iter().map(|x| x.correct == Some(true)).collect();
+            // A code completion's "answer" is its program: maj@K votes on identical programs.
             let extracted: Vec<Option<std::borrow::Cow<'_, str>>> = s
                 .iter()
-                .map(|x| extract(&x.text, &extract_cfg).map(|e| e.text))
+                .map(|x| match task {
+                    Task::Code => extract_program(&x.text).map(std::borrow::Cow::Borrowed),
+                    _ => extract(&x.text, &extract_cfg).map(|e| e.text),
+                })
                 .collect();
             let answers: Vec<Option<&str>> = extracted.iter().map(|a| a.as_deref()).collect();
             let maj = majority(&answers, task);

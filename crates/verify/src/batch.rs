@@ -39,6 +39,11 @@ pub struct Judgement {
 /// with itself by aha (implementations may still serialise internally).
 pub trait BatchReward: Send + Sync {
     fn score_batch(&self, inputs: &[RewardInput<'_>]) -> Result<Vec<Judgement>, Error>;
+
+    /// A line for the log about the work done so far (e.g. executions per second), if any.
+    fn report(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The JSON object a reward program or server receives for one input: the row's fields, then

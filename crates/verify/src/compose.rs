@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arithmetic::arithmetic_reward;
 use crate::batch::{BatchReward, Judgement, RewardInput};
+use crate::code::{CodeConfig, CodeTerm, SandboxError};
 use crate::command::CommandReward;
 use crate::countdown::countdown_reward;
 use crate::extract::{extract, reference_answer, ExtractConfig};
@@ -106,6 +107,8 @@ pub enum RewardSpec {
         #[serde(default = "half")]
         backoff_s: f64,
     },
+    /// The completion's python block run against the row's `tests` in a sandbox (see `code`).
+    Code(CodeConfig),
 }
 
 fn three() -> u32 {
@@ -136,6 +139,7 @@ impl RewardSpec {
             RewardSpec::Language { .. } => "language",
             RewardSpec::Command { .. } => "command",
             RewardSpec::Http { .. } => "http",
+            RewardSpec::Code(_) => "code",
         }
     }
 
@@ -149,6 +153,7 @@ impl RewardSpec {
             | RewardSpec::Language { weight, .. }
             | RewardSpec::Command { weight, .. }
             | RewardSpec::Http { weight, .. } => *weight,
+            RewardSpec::Code(c) => c.weight,
         }
     }
 
@@ -169,6 +174,7 @@ impl RewardSpec {
             | RewardSpec::Countdown { .. }
             | RewardSpec::Language { .. } => false,
             RewardSpec::Command { .. } | RewardSpec::Http { .. } => true,
+            RewardSpec::Code(_) => true,
         }
     }
 
@@ -215,6 +221,12 @@ impl RewardSpec {
                     return Err(bad(format!("backoff_s = {backoff_s} must be ≥ 0")));
                 }
             }
+            RewardSpec::Code(c) => {
+                c.limits().map_err(|e| match e {
+                    SandboxError::Config(m) => bad(m),
+                    other => bad(other.to_string()),
+                })?;
+            }
             RewardSpec::Math { .. }
             | RewardSpec::Format { .. }
             | RewardSpec::Arithmetic { .. }
@@ -251,6 +263,7 @@ impl RewardSpec {
                     url, timeout, *retries, backoff,
                 ))))
             }
+            RewardSpec::Code(c) => Ok(Some(Arc::new(CodeTerm::new(c.clone())))),
         }
     }
 
@@ -288,6 +301,7 @@ impl RewardSpec {
                 language_reward(completion, *script, *think)
             }
             RewardSpec::Command { .. } | RewardSpec::Http { .. } => None,
+            RewardSpec::Code(_) => None,
         }
     }
 }
@@ -387,6 +401,15 @@ impl Reward {
     /// Whether any term judges outside aha (so scoring can fail and is worth batching).
     pub fn has_external(&self) -> bool {
         self.external.iter().any(Option::is_some)
+    }
+
+    /// The external terms' log lines about their work so far (see [`BatchReward::report`]).
+    pub fn reports(&self) -> Vec<String> {
+        self.external
+            .iter()
+            .flatten()
+            .filter_map(|e| e.report())
+            .collect()
     }
 
     /// Term names, in order, for logging.

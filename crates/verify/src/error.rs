@@ -19,7 +19,7 @@ pub enum Error {
         kind: &'static str,
         message: String,
     },
-    #[error("unknown task {0:?} (expected one of: math, countdown, arithmetic, format)")]
+    #[error("unknown task {0:?} (expected one of: math, countdown, arithmetic, format, code)")]
     UnknownTask(String),
     #[error("{file}:{line}: {message}")]
     Line {
@@ -43,6 +43,9 @@ pub enum Error {
     /// A reward server (`kind = "http"`) that could not be reached or answered wrongly.
     #[error("reward server {url}: {message}")]
     Http { url: String, message: String },
+    /// The code reward's sandbox cannot run (missing tools, bad options, host failure).
+    #[error(transparent)]
+    Code(#[from] crate::code::SandboxError),
     #[error("writing scores: {0}")]
     Write(#[source] std::io::Error),
 }

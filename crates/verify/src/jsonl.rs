@@ -1,7 +1,8 @@
 //! Scoring a JSONL file of completions: the library side of `aha reward`.
 //!
 //! Input lines are `{"completion": "...", "answer": "..."}` (Countdown: `"numbers"` and
-//! `"target"` instead of, or beside, `"answer"`); blank lines are skipped. Every field but
+//! `"target"` instead of, or beside, `"answer"`; the code task: `"tests"`, which a reward with a
+//! code term requires on every line); blank lines are skipped. Every field but
 //! `completion` and `prompt` is the row an external term (a reward program, a server) sees;
 //! lines are scored in batches of [`BATCH_LINES`] so such a term is called once per batch.
 //! A line may instead carry `"completions": [...]` (`aha eval --output` writes one line per
@@ -16,6 +17,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::RewardInput;
+use crate::code::{parse_tests, CodeConfig};
 use crate::compose::{Reference, Reward, RewardSpec};
 use crate::extract::ExtractConfig;
 use crate::format::ThinkRule;
@@ -30,6 +32,8 @@ pub enum Task {
     Countdown,
     Arithmetic,
     Format,
+    /// Python run against the row's `tests` in a sandbox (see `code`).
+    Code,
 }
 
 impl FromStr for Task {
@@ -41,6 +45,7 @@ impl FromStr for Task {
             "countdown" => Ok(Task::Countdown),
             "arithmetic" => Ok(Task::Arithmetic),
             "format" => Ok(Task::Format),
+            "code" => Ok(Task::Code),
             _ => Err(Error::UnknownTask(s.to_string())),
         }
     }
@@ -119,10 +124,12 @@ impl Task {
                 weight: 1.0,
                 think: opts.think.unwrap_or(ThinkRule::Required),
             }],
+            Task::Code => vec![RewardSpec::Code(CodeConfig::default()), format0],
         };
         match Reward::new(specs) {
             Ok(r) => r,
-            // The lists above are non-empty with finite weights.
+            // The lists above are non-empty with finite weights and valid default options; the
+            // code term starts its sandbox on first use.
             Err(e) => unreachable!("built-in reward for {self:?} is invalid: {e}"),
         }
     }
@@ -141,6 +148,8 @@ pub struct Summary {
     pub correct_judged: usize,
     /// Mean reward over judged lines.
     pub mean_reward: Option<f64>,
+    /// The external terms' log lines (e.g. the code reward's executions per second).
+    pub reports: Vec<String>,
 }
 
 /// One parsed input line: the completion, the fields built-in verifiers read, and the row.
@@ -273,6 +282,11 @@ fn score_lines(
     input_name: &str,
     mut output: impl Write,
 ) -> Result<Summary, Error> {
+    // The code reward judges against each row's tests: a row without them is an error here.
+    let need_tests = reward
+        .specs()
+        .iter()
+        .any(|s| matches!(s, RewardSpec::Code(_)));
     let mut sum = Summary::default();
     let mut total = 0.0f64;
     let mut batch: Vec<InputLine> = Vec::with_capacity(BATCH_LINES);
@@ -313,6 +327,16 @@ fn score_lines(
             .and_then(|line| match line.trim().is_empty() {
                 true => Ok(None),
                 false => InputLine::parse_all(&line).map(Some).map_err(at),
+            })
+            .and_then(|rows| match rows {
+                Some(rows) if need_tests => match rows
+                    .iter()
+                    .find_map(|r| parse_tests(r.row.get("tests")).err())
+                {
+                    None => Ok(Some(rows)),
+                    Some(message) => Err(at(message)),
+                },
+                rows => Ok(rows),
             });
         match parsed {
             Ok(None) => {}
@@ -335,6 +359,7 @@ fn score_lines(
     flush(&mut batch, &mut output)?;
     output.flush().map_err(Error::Write)?;
     sum.mean_reward = (sum.judged > 0).then(|| total / sum.judged as f64);
+    sum.reports = reward.reports();
     Ok(sum)
 }
 

@@ -387,3 +387,120 @@ fn sandbox_cannot_nest_namespaces_or_gain_privileges() {
     assert_eq!(stdout.lines().collect::<Vec<_>>(), ["1", "1"], "{run:?}");
     assert_no_leftovers(&r);
 }
+
+#[test]
+fn reward_term_from_config_scores_a_batch_by_row() {
+    #[derive(serde::Deserialize)]
+    struct Cfg {
+        reward: Vec<aha_verify::RewardSpec>,
+    }
+    let toml = r#"
+        [[reward]]
+        kind = "code"
+        weight = 2.0
+        partial = true
+        timeout_s = 2.0
+        parallel = 2
+        uid_base = 2100001500
+
+        [[reward]]
+        kind = "format"
+        weight = 0.5
+    "#;
+    let cfg: Cfg = toml::from_str(toml).unwrap();
+    let reward = aha_verify::Reward::new(cfg.reward).unwrap();
+    assert_eq!(reward.names(), ["code", "format"]);
+    let row: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+        "tests": [{"input": "1 2", "output": "3"}, {"input": "2 2", "output": "4"}, {"input": "3 3", "output": "7"}]
+    }))
+    .unwrap();
+    let completions = [
+        format!("<think>t</think><answer>\n```python\n{ADD}\n```\n</answer>"),
+        "no program".to_string(),
+    ];
+    let inputs: Vec<aha_verify::RewardInput> = completions
+        .iter()
+        .enumerate()
+        .map(|(id, c)| aha_verify::RewardInput {
+            id,
+            prompt: "add",
+            completion: c,
+            row: &row,
+        })
+        .collect();
+    let refs = vec![aha_verify::Reference::default(); inputs.len()];
+    let scored = reward.score_batch(&inputs, &refs).unwrap();
+    // 2 × 2/3 for the code term plus 0.5 × 1 for the format.
+    assert!(
+        (scored[0].reward.unwrap() - (2.0 * 2.0 / 3.0 + 0.5)).abs() < 1e-5,
+        "{scored:?}"
+    );
+    assert_eq!(scored[0].correct, Some(false));
+    assert_eq!(
+        (scored[1].reward, scored[1].correct),
+        (Some(0.0), Some(false))
+    );
+    assert!(
+        reward.reports()[0].contains("executions/s"),
+        "{:?}",
+        reward.reports()
+    );
+    // A row without tests is an error, not a 0.
+    let empty = serde_json::Map::new();
+    let bad = [aha_verify::RewardInput {
+        id: 0,
+        prompt: "",
+        completion: "x",
+        row: &empty,
+    }];
+    let err = reward
+        .score_batch(&bad, &refs[..1])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing field \"tests\""), "{err}");
+    // Bad options are refused when the config is checked, before anything starts.
+    let bad: Cfg =
+        toml::from_str("[[reward]]\nkind = \"code\"\nweight = 1\nmemory_mb = 1").unwrap();
+    assert!(aha_verify::Reward::check(&bad.reward).is_err());
+    assert!(toml::from_str::<Cfg>("[[reward]]\nkind = \"code\"\nweight = 1\ntimeout = 1").is_err());
+}
+
+#[test]
+fn code_task_scores_jsonl_and_names_missing_tests() {
+    let tests = r#"[{"input": "4 5", "output": "9"}]"#;
+    let good = fenced(ADD).replace('\n', "\\n").replace('"', "\\\"");
+    let input = format!(
+        "{{\"completion\": \"{good}\", \"tests\": {tests}}}\n\n{{\"completion\": \"x\", \"tests\": {tests}}}\n"
+    );
+    let mut out = Vec::new();
+    let sum = aha_verify::score_jsonl(
+        aha_verify::Task::Code,
+        input.as_bytes(),
+        "c.jsonl",
+        &mut out,
+    )
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        (sum.lines, sum.correct, sum.correct_judged),
+        (2, 1, 2),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .starts_with(r#"{"reward":1.0,"correct":true"#),
+        "{out}"
+    );
+    let missing = "{\"completion\": \"x\", \"answer\": \"1\"}\n";
+    let err = aha_verify::score_jsonl(
+        aha_verify::Task::Code,
+        missing.as_bytes(),
+        "c.jsonl",
+        Vec::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(err, "c.jsonl:1: missing field \"tests\"");
+}

@@ -11,7 +11,8 @@ use crate::args::{open_output, TaskName, ThinkArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown: \"numbers\" and \"target\"), as
+Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown: \"numbers\" and \"target\";
+code: \"tests\": [{\"input\": stdin, \"output\": expected stdout}, ...]), as
 `aha sample` writes them, or {\"completions\": [...], \"answer\"} as `aha eval --output` does.
 Output lines, one per completion, in input order:
 {\"reward\": float|null, \"correct\": bool|null, \"components\": {...}}.
@@ -90,5 +91,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "scored {} lines: {} judged, mean reward {mean}, accuracy {accuracy}",
         summary.lines, summary.judged
     );
+    for line in &summary.reports {
+        eprintln!("{line}");
+    }
     Ok(())
 }

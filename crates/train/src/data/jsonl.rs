@@ -77,6 +77,10 @@ pub fn row_item(row: &Map<String, Value>, fields: &Fields) -> std::result::Resul
         (None, Some(n), Some(t)) => synthetic::countdown_problem(n, t),
         (None, _, _) => return Err(format!("missing field `{}`", fields.prompt)),
     };
+    // The code reward's test cases: checked here so a bad one names its file and line.
+    if let Some(tests) = row.get("tests") {
+        aha_verify::code::parse_tests(Some(tests))?;
+    }
     let mut rest = row.clone();
     rest.remove(&fields.prompt);
     Ok(Item {
@@ -141,6 +145,39 @@ mod tests {
             .to_string();
         assert!(
             err.contains("bad.jsonl:1") && err.contains("`q` must be a string"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn code_rows_carry_tests_and_bad_tests_name_the_line() {
+        let f = Fields::default();
+        let p = write(
+            "code.jsonl",
+            "{\"prompt\": \"add\", \"tests\": [{\"input\": \"1 2\", \"output\": \"3\"}]}\n",
+        );
+        let (items, _) = read_items(&p, &f, MissingAnswer::Error, Needs::Tests).unwrap();
+        assert_eq!(items[0].row["tests"][0]["output"], "3");
+        let p = write(
+            "code_none.jsonl",
+            "{\"prompt\": \"a\", \"answer\": \"1\"}\n",
+        );
+        let err = read_items(&p, &f, MissingAnswer::Error, Needs::Tests)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("code_none.jsonl:1") && err.contains("missing field \"tests\""),
+            "{err}"
+        );
+        let p = write(
+            "code_bad.jsonl",
+            "{\"prompt\": \"a\", \"tests\": []}\n{\"prompt\": \"b\"}\n",
+        );
+        let err = read_items(&p, &f, MissingAnswer::Error, Needs::Tests)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("code_bad.jsonl:1") && err.contains("\"tests\" must be a non-empty list"),
             "{err}"
         );
     }

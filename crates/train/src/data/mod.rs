@@ -82,9 +82,12 @@ impl Item {
         }
     }
 
-    /// Whether a verifier has anything to judge against.
+    /// Whether a verifier has anything to judge against: an answer, numbers and target, or
+    /// the code reward's `tests`.
     pub fn has_reference(&self) -> bool {
-        self.answer.is_some() || (self.numbers.is_some() && self.target.is_some())
+        self.answer.is_some()
+            || (self.numbers.is_some() && self.target.is_some())
+            || self.row.contains_key("tests")
     }
 }
 
@@ -275,12 +278,19 @@ pub enum Needs {
     Answer,
     /// The numbers and the target (Countdown).
     Countdown,
+    /// Valid `tests` (the code reward).
+    Tests,
 }
 
 impl Needs {
     /// What the reward's accuracy term (the one that defines `correct`) judges against.
     pub fn of(reward: &Reward) -> Self {
+        // The code term is external but defines `correct` from the row's tests.
+        if (reward.specs().iter()).any(|s| matches!(s, RewardSpec::Code(_))) {
+            return Needs::Tests;
+        }
         match reward.specs().iter().find(|s| s.is_accuracy()) {
+            Some(RewardSpec::Code(_)) => Needs::Tests,
             Some(RewardSpec::Math { .. } | RewardSpec::Arithmetic { .. }) => Needs::Answer,
             Some(RewardSpec::Countdown { .. }) => Needs::Countdown,
             // A program or server sees the whole row and judges what it can.
@@ -323,6 +333,7 @@ impl Needs {
                     false => "",
                 }
             )),
+            Needs::Tests => aha_verify::code::parse_tests(item.row.get("tests")).err(),
         }
     }
 
@@ -335,6 +346,8 @@ impl Needs {
             Needs::AnyReference if answer || cd => return None,
             Needs::Answer if answer => return None,
             Needs::Countdown if cd => return None,
+            Needs::Tests if table.has("tests") => return None,
+            Needs::Tests => "`tests`".to_string(),
             Needs::AnyReference => {
                 format!("`{}` (nor `{}` and `{}`)", f.answer, f.numbers, f.target)
             }

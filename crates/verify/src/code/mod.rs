@@ -5,7 +5,8 @@
 //! - [`Sandbox`] runs one untrusted program under limits and leaves no process behind
 //!   (`sandbox.rs`: how it is isolated and why);
 //! - [`CodeRunner`] judges a batch against [`TestCase`]s in parallel slots, configured by a
-//!   [`CodeConfig`] (`runner.rs`: what passing means).
+//!   [`CodeConfig`] (`runner.rs`: what passing means);
+//! - [`CodeTerm`] is the `[[reward]] kind = "code"` term over the batch interface (`term.rs`).
 //!
 //! The sandbox needs `bwrap` (Debian package `bubblewrap`), `setpriv` (`util-linux`) and root, to
 //! drop each run to an unprivileged uid; without them [`CodeRunner::new`] fails and says what is
@@ -14,6 +15,7 @@
 mod program;
 mod runner;
 mod sandbox;
+mod term;
 mod uids;
 
 pub use program::extract_program;
@@ -21,6 +23,7 @@ pub use runner::{
     outputs_match, parse_tests, CodeConfig, CodeRunner, CodeVerdict, Problem, RunStats, TestCase,
 };
 pub use sandbox::{processes_of, Execution, Limits, Sandbox, Status, MAX_PROGRAM_BYTES};
+pub use term::CodeTerm;
 
 /// Why the sandbox cannot run: the host, not the program.
 #[derive(Debug, thiserror::Error)]
