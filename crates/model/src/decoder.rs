@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
 use crate::kv_cache::MASKED;
-use crate::{ops, KvCache, ModelConfig};
+use crate::{ops, KvCache, ModelConfig, Precision};
 
 /// A linear layer `y = x Wᵀ + b` over 2-D input (M, in).
 #[derive(Debug, Clone)]
@@ -23,17 +23,13 @@ struct Linear {
 }
 
 impl Linear {
-    /// Decoding's few rows go to [`crate::matmul::linear`], which skips the GEMM's weight packing.
+    /// Decoding's few rows go to [`ops::decode_linear`] (on the CPU a kernel that skips the
+    /// GEMM's weight packing).
     fn apply(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         match mode {
-            Mode::Train => self.forward(x),
-            Mode::Infer => crate::matmul::linear(x, &self.w, self.b.as_ref()),
+            Mode::Train => ops::linear(x, &self.w, self.b.as_ref()),
+            Mode::Infer => ops::decode_linear(x, &self.w, self.b.as_ref()),
         }
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // One autodiff node with the bias fused in (see ops::linear).
-        ops::linear(x, &self.w, self.b.as_ref())
     }
 }
 
@@ -71,6 +67,8 @@ pub struct Model {
     sin: Tensor,
     /// Trainable parameters by HF name; empty for a detached (inference) copy.
     vars: BTreeMap<String, Var>,
+    /// Activations' dtype; weights stay f32 in a trainable model (see [`crate::precision`]).
+    precision: Precision,
 }
 
 /// HF names of every weight the architecture has, with shapes, in a stable order.
@@ -211,7 +209,30 @@ impl Model {
             cos,
             sin,
             vars,
+            precision: Precision::F32,
         })
+    }
+
+    /// The same model computing in `precision` (weights are cast at use; the trainable copies
+    /// stay f32).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// A key/value cache in this model's compute dtype, for [`Model::forward_cached`].
+    pub fn new_cache(&self, rows: usize, capacity: usize) -> Result<KvCache> {
+        KvCache::with_dtype(
+            &self.cfg,
+            rows,
+            capacity,
+            self.device(),
+            self.precision.compute_dtype(),
+        )
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -266,10 +287,13 @@ impl Model {
         out
     }
 
-    /// A copy that shares the weights' storage (so it sees optimizer updates) but builds no
-    /// autodiff graph: what rollouts use.
+    /// A copy that builds no autodiff graph: what rollouts use. In f32 it shares the weights'
+    /// storage (so it sees optimizer updates); in bf16 it holds a bf16 copy made now, so take a
+    /// fresh one after each update.
     pub fn detached(&self) -> Self {
-        let d = |t: &Tensor| t.detach();
+        let dtype = self.precision.compute_dtype();
+        // A failed cast (out of device memory) keeps the f32 weights, which cast again at use.
+        let d = |t: &Tensor| t.detach().to_dtype(dtype).unwrap_or_else(|_| t.detach());
         let dl = |l: &Linear| Linear {
             w: d(&l.w),
             b: l.b.as_ref().map(d),
@@ -299,6 +323,7 @@ impl Model {
             cos: self.cos.clone(),
             sin: self.sin.clone(),
             vars: BTreeMap::new(),
+            precision: self.precision,
         }
     }
 
@@ -309,8 +334,9 @@ impl Model {
             .into_iter()
             .map(|(k, t)| Ok((k, t.copy()?)))
             .collect::<Result<BTreeMap<_, _>>>()?;
-        Self::from_tensors(&self.cfg, &tensors, false)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+        Ok(Self::from_tensors(&self.cfg, &tensors, false)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+            .with_precision(self.precision))
     }
 
     /// Final hidden states for a batch, with gradients.
@@ -349,10 +375,7 @@ impl Model {
             None => causal.reshape((1, 1, 1, t, t))?,
         };
         let (cos, sin) = self.rope_at(&positions)?;
-        let mut x = self
-            .embed
-            .embedding(&ids.flatten_all()?)?
-            .reshape((n, t, ()))?;
+        let mut x = self.embed_tokens(ids)?;
         for layer in &self.layers {
             x = self.layer_forward(layer, &x, &cos, &sin, Mode::Train, |k, v| {
                 Ok((k.clone(), v.clone(), mask.clone()))
@@ -361,14 +384,22 @@ impl Model {
         ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)
     }
 
-    /// Logits for hidden states: (N, T, D) → (N, T, V).
+    /// Token embeddings in the compute dtype: ids (N, T) → (N, T, D).
+    fn embed_tokens(&self, ids: &Tensor) -> Result<Tensor> {
+        let (n, t) = ids.dims2()?;
+        self.embed
+            .embedding(&ids.flatten_all()?)?
+            .reshape((n, t, ()))?
+            .to_dtype(self.precision.compute_dtype())
+    }
+
+    /// Logits for hidden states, in f32 whatever the compute dtype (samplers and losses take
+    /// them): (N, T, D) → (N, T, V).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let (n, t, d) = hidden.dims3()?;
-        ops::linear(&hidden.reshape((n * t, d))?, &self.lm_head, None)?.reshape((
-            n,
-            t,
-            self.cfg.vocab_size,
-        ))
+        ops::linear(&hidden.reshape((n * t, d))?, &self.lm_head, None)?
+            .reshape((n, t, self.cfg.vocab_size))?
+            .to_dtype(DType::F32)
     }
 
     /// `log p(ids[i+1] | ids[..=i])` for every row, with gradients: (N, T) → (N, T-1).
@@ -413,10 +444,7 @@ impl Model {
             pad
         };
         let (cos, sin) = self.rope_at(positions)?;
-        let mut x = self
-            .embed
-            .embedding(&ids.flatten_all()?)?
-            .reshape((n, s, ()))?;
+        let mut x = self.embed_tokens(ids)?;
         for (l, layer) in self.layers.iter().enumerate() {
             x = self.layer_forward(layer, &x, &cos, &sin, Mode::Infer, |k, v| {
                 let (k, v) = cache.append(l, k, v)?;
@@ -425,12 +453,8 @@ impl Model {
         }
         cache.commit(s);
         let last = x.narrow(1, s - 1, 1)?;
-        let last = candle_nn::ops::rms_norm(
-            &last.contiguous()?,
-            &self.norm,
-            self.cfg.rms_norm_eps as f32,
-        )?;
-        crate::matmul::linear(&last.squeeze(1)?, &self.lm_head, None)
+        let last = ops::decode_rms_norm(&last, &self.norm, self.cfg.rms_norm_eps)?;
+        ops::decode_linear(&last.squeeze(1)?, &self.lm_head, None)?.to_dtype(DType::F32)
     }
 
     /// One decoder layer. `attend_to` turns this step's keys/values (N, K, S, E) into the keys
@@ -469,7 +493,6 @@ impl Model {
         let k = ops::rope(&k, cos, sin)?.transpose(1, 2)?.contiguous()?; // (N, K, S, E)
         let v = v.transpose(1, 2)?.contiguous()?; // (N, K, S, E)
         let (k, v, mask) = attend_to(&k, &v)?; // (N, K, L, E), mask (·, 1, 1, S, L)
-                                               // Grouped-query attention without copying K/V, as one autodiff node (see ops::attention).
         let scale = 1.0 / (e as f64).sqrt();
         let attn = ops::attention(&q, &k, &v, &mask, scale)?.reshape((n * s, h * e))?;
         let x = (x + layer.o.apply(&attn, mode)?.reshape((n, s, d))?)?;
@@ -517,7 +540,7 @@ impl Model {
 fn norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
     match mode {
         Mode::Train => ops::rms_norm(x, w, eps),
-        Mode::Infer => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32),
+        Mode::Infer => ops::decode_rms_norm(x, w, eps),
     }
 }
 

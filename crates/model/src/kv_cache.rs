@@ -25,14 +25,26 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// An empty cache for `rows` sequences of at most `capacity` tokens each.
+    /// An empty f32 cache for `rows` sequences of at most `capacity` tokens each.
     pub fn new(cfg: &ModelConfig, rows: usize, capacity: usize, device: &Device) -> Result<Self> {
+        Self::with_dtype(cfg, rows, capacity, device, DType::F32)
+    }
+
+    /// An empty cache holding keys and values in `dtype` (the model's compute dtype; see
+    /// [`crate::Model::new_cache`]). The mask stays f32.
+    pub fn with_dtype(
+        cfg: &ModelConfig,
+        rows: usize,
+        capacity: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         let shape = (rows, cfg.num_key_value_heads, capacity, cfg.head_dim);
         let layers = (0..cfg.num_hidden_layers)
             .map(|_| {
                 Ok((
-                    Tensor::zeros(shape, DType::F32, device)?,
-                    Tensor::zeros(shape, DType::F32, device)?,
+                    Tensor::zeros(shape, dtype, device)?,
+                    Tensor::zeros(shape, dtype, device)?,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -117,8 +129,8 @@ impl KvCache {
     ) -> Result<(Tensor, Tensor)> {
         let s = k.dims()[2];
         let (kc, vc) = &mut self.layers[layer];
-        kc.slice_set(&k.contiguous()?, 2, self.len)?;
-        vc.slice_set(&v.contiguous()?, 2, self.len)?;
+        kc.slice_set(&k.to_dtype(kc.dtype())?.contiguous()?, 2, self.len)?;
+        vc.slice_set(&v.to_dtype(vc.dtype())?.contiguous()?, 2, self.len)?;
         Ok((
             kc.narrow(2, 0, self.len + s)?,
             vc.narrow(2, 0, self.len + s)?,

@@ -21,6 +21,7 @@ pub mod kv_cache;
 pub mod load;
 pub mod matmul;
 pub mod ops;
+pub mod precision;
 pub mod save;
 pub mod tokenizer;
 
@@ -28,3 +29,4 @@ pub use config::{Architecture, ModelConfig};
 pub use decoder::Model;
 pub use error::{Error, Result};
 pub use kv_cache::KvCache;
+pub use precision::Precision;

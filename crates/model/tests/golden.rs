@@ -417,6 +417,13 @@ fn regenerate_aha_saved() {
 
 #[test]
 fn aha_saved_checkpoints_reload_with_recorded_logprobs() {
+    // The recorded values came from the fused kernels, which reproduce them to rounding. The
+    // generic path (AHA_OPS=generic) sums in another order; these trained weights give logprobs
+    // down to -33, where f32 rounding of the logsumexp alone is ~4e-6 a term (measured 1.4e-4).
+    let tol = match aha_model::ops::path_for(&Device::Cpu, DType::F32).unwrap() {
+        aha_model::ops::Path::Fused => 1e-5,
+        aha_model::ops::Path::Generic => 3e-4,
+    };
     for name in AHA_SAVED {
         let dir = fixture(name);
         let model = load_model(&dir, &Device::Cpu, false).unwrap();
@@ -430,7 +437,8 @@ fn aha_saved_checkpoints_reload_with_recorded_logprobs() {
                 seqs[0], r.sequences[0].ids,
                 "{name}: tokenizer encodes differently"
             );
-            assert!(max_abs_diff(g, &s.logprobs) <= 1e-5, "{name}");
+            let d = max_abs_diff(g, &s.logprobs);
+            assert!(d <= tol, "{name}: max |Δ| {d}");
         }
     }
 }

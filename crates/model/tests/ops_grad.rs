@@ -1,5 +1,5 @@
-//! The custom ops in `aha_model::ops` against their reference compositions
-//! (`aha_model::ops::reference`): forward values, gradients against central finite differences,
+//! The ops in `aha_model::ops` (the fused CPU kernels, or the generic path under
+//! `AHA_OPS=generic`) against the generic compositions (`aha_model::ops::generic`): forward values, gradients against central finite differences,
 //! the parallel code paths on larger inputs, strided inputs and input errors.
 //!
 //! Finite differences are taken on the reference forward in f64 (step 1e-5: truncation error
@@ -7,7 +7,7 @@
 //! tolerance covers is the custom op's f32 arithmetic: sums of at most ~12 O(1) terms with unit
 //! roundoff 6e-8, so a few 1e-6 absolute. We allow 1e-5 + 1e-4·|g|.
 
-use aha_model::ops::{self, reference};
+use aha_model::ops::{self, generic as reference};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -364,9 +364,9 @@ fn strided_inputs_are_handled() {
 }
 
 #[test]
-fn non_f32_inputs_get_a_clear_error() {
+fn non_f32_inputs_get_a_clear_error_from_the_fused_kernels() {
     let x = Tensor::zeros((2, 4), DType::F64, &Device::Cpu).unwrap();
-    let err = ops::softmax_last_dim(&x).unwrap_err().to_string();
+    let err = ops::fused::softmax_last_dim(&x).unwrap_err().to_string();
     assert!(err.contains("softmax") && err.contains("f32"), "{err}");
 }
 

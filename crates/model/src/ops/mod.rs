@@ -1,28 +1,247 @@
-//! Ops that carry a backward pass, as fast CPU custom ops.
+//! Every op that carries a backward, on every device: one dispatch, two implementations.
 //!
-//! candle's fused CPU kernels (`candle_nn::ops::softmax_last_dim`, `rms_norm`, `rotary_emb::rope`,
-//! `RmsNorm::forward` on contiguous input) have no backward and silently cut the gradient. These
-//! functions are the training versions: one pass per row forward, one kernel backward, each a
-//! candle `CustomOp` so autodiff sees them. [`reference`] keeps the same maths composed from candle
-//! primitives, for tests. Rollouts, which build no graph, may use candle's fused kernels directly.
+//! - [`fused`]: aha's CPU kernels, each a candle `CustomOp` with a hand-written backward (one pass
+//!   per row forward, one kernel backward). They take f32 on the CPU only.
+//! - [`generic`]: the same maths composed from candle primitives, so candle computes the backward
+//!   and any device and dtype works (CUDA, bf16). Reductions (softmax, log-softmax, RMS) run in
+//!   f32 whatever the activation dtype (see [`crate::precision`]).
 //!
-//! Inputs are made contiguous on entry; they must be f32 on the CPU (other dtypes and devices get
-//! an error naming the op). Every function checks its shapes on entry.
+//! The functions below are what the decoder calls; each picks [`fused`] for f32 tensors on the
+//! CPU and [`generic`] otherwise. `AHA_OPS=generic` in the environment forces [`generic`] on the
+//! CPU too, so the CPU test suite runs exactly the code a GPU runs.
+//!
+//! candle-nn's own fused kernels (`softmax_last_dim`, `rms_norm`, `rope`) have no backward and
+//! silently cut the gradient; only rollouts, which build no graph, may use them.
+//!
+//! Every function checks its shapes on entry, the same for both paths.
 
 mod attention;
 mod cpu;
+pub mod generic;
 mod linear;
 mod logprobs;
-pub mod reference;
 mod rms_norm;
 mod rope;
 mod softmax;
 mod swiglu;
 
-pub use attention::attention;
-pub use linear::linear;
-pub use logprobs::{entropy, token_logprobs};
-pub use rms_norm::rms_norm;
-pub use rope::rope;
-pub use softmax::softmax_last_dim;
-pub use swiglu::swiglu;
+use std::sync::OnceLock;
+
+use candle_core::{bail, DType, Device, Result, Tensor};
+
+/// The CPU kernels with a hand-written backward (f32 on the CPU only), callable directly so tests
+/// can compare them with [`generic`] whatever `AHA_OPS` says.
+pub mod fused {
+    pub use super::attention::attention;
+    pub use super::linear::linear;
+    pub use super::logprobs::{entropy, token_logprobs};
+    pub use super::rms_norm::rms_norm;
+    pub use super::rope::rope;
+    pub use super::softmax::softmax_last_dim;
+    pub use super::swiglu::swiglu;
+}
+
+/// Which implementation an op runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Fused,
+    Generic,
+}
+
+/// What `AHA_OPS` asks for, read once per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    /// Unset or `auto`: fused where it applies.
+    Auto,
+    /// `generic`: the device-generic path everywhere.
+    Generic,
+}
+
+fn choice() -> Result<Choice> {
+    static CHOICE: OnceLock<std::result::Result<Choice, String>> = OnceLock::new();
+    CHOICE
+        .get_or_init(|| parse_choice(std::env::var("AHA_OPS").ok().as_deref()))
+        .clone()
+        .map_err(candle_core::Error::Msg)
+}
+
+fn parse_choice(v: Option<&str>) -> std::result::Result<Choice, String> {
+    match v.map(str::trim) {
+        None | Some("") | Some("auto") => Ok(Choice::Auto),
+        Some("generic") => Ok(Choice::Generic),
+        Some(other) => Err(format!(
+            "environment variable AHA_OPS={other:?}: expected `generic` (force the \
+             device-generic ops) or `auto` (fused CPU kernels where they apply)"
+        )),
+    }
+}
+
+/// The path ops take for tensors of `dtype` on `device` in this process.
+pub fn path_for(device: &Device, dtype: DType) -> Result<Path> {
+    Ok(match choice()? {
+        Choice::Auto if device.is_cpu() && dtype == DType::F32 => Path::Fused,
+        _ => Path::Generic,
+    })
+}
+
+fn path(x: &Tensor) -> Result<Path> {
+    path_for(x.device(), x.dtype())
+}
+
+/// Softmax over the last dimension, differentiable. x: (..., L) → (..., L), x's dtype.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    match path(x)? {
+        Path::Fused => fused::softmax_last_dim(x),
+        Path::Generic => generic::softmax_last_dim(x),
+    }
+}
+
+/// RMSNorm over the last dimension. x: (..., D), weight: (D) → (..., D), x's dtype.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let d = x.dims().last().copied().unwrap_or(0);
+    if weight.dims() != [d] {
+        bail!(
+            "rms_norm: x {:?} needs a weight of shape [{d}], got {:?}",
+            x.dims(),
+            weight.dims()
+        );
+    }
+    match path(x)? {
+        Path::Fused if weight.dtype() == DType::F32 => fused::rms_norm(x, weight, eps),
+        _ => generic::rms_norm(x, weight, eps),
+    }
+}
+
+/// Rotary embedding, HF rotate-half layout. x: (N, T, H, E); cos, sin: (N, T, E/2) at each
+/// token's position → (N, T, H, E).
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let (n, t, _h, e) = x.dims4()?;
+    let half = e / 2;
+    if !e.is_multiple_of(2) || cos.dims() != [n, t, half] || sin.dims() != [n, t, half] {
+        bail!(
+            "rope: x {:?} needs an even head dim and cos/sin ({n}, {t}, {half}), got {:?} / {:?}",
+            x.dims(),
+            cos.dims(),
+            sin.dims()
+        );
+    }
+    match path(x)? {
+        Path::Fused => fused::rope(x, cos, sin),
+        Path::Generic => generic::rope(x, cos, sin),
+    }
+}
+
+/// `log softmax(logits)[target]` at every position, differentiable in `logits`, always f32.
+/// logits: (N, T, V); targets: (N, T) u32 → (N, T)
+pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    match path(logits)? {
+        Path::Fused => fused::token_logprobs(logits, targets),
+        Path::Generic => generic::token_logprobs(logits, targets),
+    }
+}
+
+/// Entropy of the softmax at every position, no gradient, f32. logits: (..., V) → (...)
+pub fn entropy(logits: &Tensor) -> Result<Tensor> {
+    match path(logits)? {
+        Path::Fused => fused::entropy(logits),
+        Path::Generic => generic::entropy(logits),
+    }
+}
+
+/// `silu(gate) ⊙ up`, elementwise; gate and up of the same shape.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if gate.dims() != up.dims() {
+        bail!(
+            "swiglu: gate {:?} and up {:?} must have the same shape",
+            gate.dims(),
+            up.dims()
+        );
+    }
+    match path(gate)? {
+        Path::Fused if up.dtype() == DType::F32 => fused::swiglu(gate, up),
+        _ => generic::swiglu(gate, up),
+    }
+}
+
+/// Grouped-query attention with an additive mask. q: (N, S, H, E); k, v: (N, K, L, E) with H a
+/// multiple of K; mask: (N or 1, 1, 1, S, L) f32 (0 visible, -1e30 hidden) → (N, S, H, E).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (n, s, h, e) = q.dims4()?;
+    let (nk, kh, l, ek) = k.dims4()?;
+    if nk != n || ek != e || kh == 0 || !h.is_multiple_of(kh) || v.dims() != k.dims() {
+        bail!(
+            "attention: q {:?} needs k and v (N, K, L, E) with H a multiple of K, got k {:?} v {:?}",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    }
+    let nm = mask.dims().first().copied().unwrap_or(0);
+    if mask.dtype() != DType::F32 || mask.dims() != [nm, 1, 1, s, l] || (nm != 1 && nm != n) {
+        bail!(
+            "attention: mask must be f32 ({n} or 1, 1, 1, {s}, {l}), got {:?} {:?}",
+            mask.dtype(),
+            mask.dims()
+        );
+    }
+    match path(q)? {
+        Path::Fused => fused::attention(q, k, v, mask, scale),
+        Path::Generic => generic::attention(q, k, v, mask, scale),
+    }
+}
+
+/// `x Wᵀ + b`: x (M, in), weight (out, in), bias (out) → (M, out), x's dtype. Differentiable.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (_m, k) = x.dims2()?;
+    let (n, k2) = weight.dims2()?;
+    if k != k2 || bias.is_some_and(|b| b.dims() != [n]) {
+        bail!(
+            "linear: x {:?} needs a weight (out, {k}) and bias (out), got {:?} / {:?}",
+            x.dims(),
+            weight.dims(),
+            bias.map(|b| b.dims().to_vec())
+        );
+    }
+    let all_f32 = weight.dtype() == DType::F32 && bias.is_none_or(|b| b.dtype() == DType::F32);
+    match path(x)? {
+        Path::Fused if all_f32 => fused::linear(x, weight, bias),
+        _ => generic::linear(x, weight, bias),
+    }
+}
+
+/// `x Wᵀ + b` for decoding (no gradient): the CPU row kernel of [`crate::matmul`] on the fused
+/// path, candle's matmul on the generic one.
+pub fn decode_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match path(x)? {
+        Path::Fused => crate::matmul::linear(x, weight, bias),
+        Path::Generic => generic::linear(&x.detach(), &weight.detach(), bias),
+    }
+}
+
+/// RMSNorm for decoding (no gradient): candle-nn's fused kernel, on every device.
+pub fn decode_rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let w = weight.to_dtype(x.dtype())?;
+    candle_nn::ops::rms_norm(&x.contiguous()?, &w, eps as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aha_ops_values_parse() {
+        assert_eq!(parse_choice(None), Ok(Choice::Auto));
+        assert_eq!(parse_choice(Some("auto")), Ok(Choice::Auto));
+        assert_eq!(parse_choice(Some(" generic ")), Ok(Choice::Generic));
+        let err = parse_choice(Some("cuda")).unwrap_err();
+        assert!(err.contains("AHA_OPS") && err.contains("generic"), "{err}");
+    }
+
+    #[test]
+    fn non_f32_and_forced_generic_take_the_generic_path() {
+        let forced = std::env::var("AHA_OPS").is_ok_and(|v| v.trim() == "generic");
+        let f32_path = path_for(&Device::Cpu, DType::F32).unwrap();
+        assert_eq!(f32_path == Path::Generic, forced);
+        assert_eq!(path_for(&Device::Cpu, DType::BF16).unwrap(), Path::Generic);
+    }
+}

@@ -66,7 +66,7 @@ pub fn generate_groups_from(
     check_memory(cfg, b, g, capacity, params.max_cache_bytes)?;
 
     let device = model.device().clone();
-    let mut cache = KvCache::new(cfg, b, capacity, &device)?;
+    let mut cache = model.new_cache(b, capacity)?;
     let logits = prefill(&model, prompts, &mut cache)?; // (B, V)
     let v = cfg.vocab_size;
 

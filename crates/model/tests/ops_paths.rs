@@ -1,0 +1,219 @@
+//! The two implementations of every op agree: `ops::fused` (aha's CPU kernels) against
+//! `ops::generic` (candle compositions, what CUDA and `AHA_OPS=generic` run), forward and
+//! gradients, in f32 on the CPU. Inputs are trainable so the generic side runs its differentiable
+//! composition; a second pass with plain tensors checks the candle-nn kernels it uses when no
+//! gradient is needed. Tolerance: f32 rounding of sums over at most a few hundred terms.
+
+use aha_model::ops::{fused, generic};
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Tensor {
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-scale..scale)).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 2e-5 + 1e-4 * w.abs(),
+            "{what}[{i}]: fused {g}, generic {w}"
+        );
+    }
+}
+
+/// Runs `op` from both implementations on trainable copies of `inputs`, checks the outputs and
+/// the gradients of `Σ y·r` for every input, then checks the untracked generic forward.
+fn check(
+    what: &str,
+    inputs: &[Tensor],
+    fused_op: impl Fn(&[Tensor]) -> Result<Tensor>,
+    generic_op: impl Fn(&[Tensor]) -> Result<Tensor>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let run = |op: &dyn Fn(&[Tensor]) -> Result<Tensor>| {
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|t| Var::from_tensor(t).unwrap())
+            .collect();
+        let xs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let y = op(&xs).unwrap();
+        (y, vars)
+    };
+    let (yf, vf) = run(&fused_op);
+    let (yg, vg) = run(&generic_op);
+    assert_close(what, &values(&yf), &values(&yg));
+    let r = random(&mut rng, yf.dims(), 1.0);
+    let gf = (&yf * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gg = (&yg * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    for (i, (a, b)) in vf.iter().zip(&vg).enumerate() {
+        match (gf.get(a), gg.get(b)) {
+            (Some(a), Some(b)) => assert_close(&format!("{what} grad {i}"), &values(a), &values(b)),
+            (None, None) => {}
+            (a, b) => panic!(
+                "{what} input {i}: fused has a gradient: {}, generic: {}",
+                a.is_some(),
+                b.is_some()
+            ),
+        }
+    }
+    let untracked = generic_op(inputs).unwrap();
+    assert_close(
+        &format!("{what} untracked"),
+        &values(&yf),
+        &values(&untracked),
+    );
+}
+
+#[test]
+fn softmax_paths_agree() {
+    let mut r = ChaCha8Rng::seed_from_u64(1);
+    let x = random(&mut r, &[3, 5, 40], 4.0);
+    check(
+        "softmax",
+        &[x],
+        |x| fused::softmax_last_dim(&x[0]),
+        |x| generic::softmax_last_dim(&x[0]),
+    );
+}
+
+#[test]
+fn rms_norm_paths_agree() {
+    let mut r = ChaCha8Rng::seed_from_u64(2);
+    let x = random(&mut r, &[4, 6, 32], 2.0);
+    let w = random(&mut r, &[32], 1.0);
+    check(
+        "rms_norm",
+        &[x, w],
+        |x| fused::rms_norm(&x[0], &x[1], 1e-6),
+        |x| generic::rms_norm(&x[0], &x[1], 1e-6),
+    );
+}
+
+#[test]
+fn rope_paths_agree() {
+    let mut r = ChaCha8Rng::seed_from_u64(3);
+    let x = random(&mut r, &[2, 7, 3, 16], 2.0);
+    let angles = random(&mut r, &[2, 7, 8], 3.0);
+    let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+    // cos/sin are tables, not parameters: only x is an input of the comparison.
+    check(
+        "rope",
+        &[x],
+        |x| fused::rope(&x[0], &cos, &sin),
+        |x| generic::rope(&x[0], &cos, &sin),
+    );
+}
+
+#[test]
+fn token_logprobs_and_entropy_paths_agree() {
+    let mut r = ChaCha8Rng::seed_from_u64(4);
+    let logits = random(&mut r, &[3, 5, 300], 6.0);
+    let ids: Vec<u32> = (0..15).map(|_| r.gen_range(0..300)).collect();
+    let targets = Tensor::from_vec(ids, (3, 5), &Device::Cpu).unwrap();
+    check(
+        "token_logprobs",
+        std::slice::from_ref(&logits),
+        |x| fused::token_logprobs(&x[0], &targets),
+        |x| generic::token_logprobs(&x[0], &targets),
+    );
+    let (f, g) = (
+        fused::entropy(&logits).unwrap(),
+        generic::entropy(&logits).unwrap(),
+    );
+    assert_close("entropy", &values(&f), &values(&g));
+}
+
+#[test]
+fn swiglu_paths_agree() {
+    let mut r = ChaCha8Rng::seed_from_u64(5);
+    let gate = random(&mut r, &[9, 24], 4.0);
+    let up = random(&mut r, &[9, 24], 2.0);
+    check(
+        "swiglu",
+        &[gate, up],
+        |x| fused::swiglu(&x[0], &x[1]),
+        |x| generic::swiglu(&x[0], &x[1]),
+    );
+}
+
+#[test]
+fn attention_paths_agree() {
+    let mut r = ChaCha8Rng::seed_from_u64(6);
+    let (n, s, h, kh, e) = (2, 6, 4, 2, 8);
+    let q = random(&mut r, &[n, s, h, e], 1.5);
+    let k = random(&mut r, &[n, kh, s, e], 1.5);
+    let v = random(&mut r, &[n, kh, s, e], 1.5);
+    // Causal, with the first key of row 1 hidden as padding.
+    let mut m = vec![0f32; n * s * s];
+    for b in 0..n {
+        for i in 0..s {
+            for j in 0..s {
+                if j > i || (b == 1 && j == 0 && i > 0) {
+                    m[(b * s + i) * s + j] = -1e30;
+                }
+            }
+        }
+    }
+    let mask = Tensor::from_vec(m, (n, 1, 1, s, s), &Device::Cpu).unwrap();
+    check(
+        "attention",
+        &[q, k, v],
+        |x| fused::attention(&x[0], &x[1], &x[2], &mask, 0.3),
+        |x| generic::attention(&x[0], &x[1], &x[2], &mask, 0.3),
+    );
+}
+
+#[test]
+fn linear_paths_agree() {
+    let mut r = ChaCha8Rng::seed_from_u64(7);
+    let x = random(&mut r, &[11, 20], 1.0);
+    let w = random(&mut r, &[13, 20], 1.0);
+    let b = random(&mut r, &[13], 1.0);
+    check(
+        "linear+bias",
+        &[x.clone(), w.clone(), b],
+        |x| fused::linear(&x[0], &x[1], Some(&x[2])),
+        |x| generic::linear(&x[0], &x[1], Some(&x[2])),
+    );
+    check(
+        "linear",
+        &[x, w],
+        |x| fused::linear(&x[0], &x[1], None),
+        |x| generic::linear(&x[0], &x[1], None),
+    );
+}
+
+/// bf16 activations go through the generic path with reductions in f32: softmax rows still sum
+/// to one closely, and RMSNorm output has unit RMS to bf16 precision.
+#[test]
+fn bf16_reductions_stay_accurate() {
+    let mut r = ChaCha8Rng::seed_from_u64(8);
+    let x = random(&mut r, &[4, 512], 8.0)
+        .to_dtype(DType::BF16)
+        .unwrap();
+    let y = aha_model::ops::softmax_last_dim(&x).unwrap();
+    assert_eq!(y.dtype(), DType::BF16);
+    for s in values(&y.to_dtype(DType::F32).unwrap().sum(1).unwrap()) {
+        assert!((s - 1.0).abs() < 1e-2, "row sum {s}");
+    }
+    let w = Tensor::ones(512, DType::F32, &Device::Cpu).unwrap();
+    let y = aha_model::ops::rms_norm(&x, &w, 1e-6).unwrap();
+    assert_eq!(y.dtype(), DType::BF16);
+    let y = y.to_dtype(DType::F32).unwrap();
+    for ms in values(&y.sqr().unwrap().mean(1).unwrap()) {
+        assert!((ms - 1.0).abs() < 2e-2, "mean square {ms}");
+    }
+}
