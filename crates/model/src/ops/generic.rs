@@ -82,13 +82,20 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 /// `log softmax(logits)[target]` at every position, differentiable in `logits`, in f32 (f64 for
 /// f64 logits). logits: (N, T, V); targets: (N, T) u32 → (N, T)
 pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let (n, t, _v) = logits.dims3()?;
+    let (n, t, v) = logits.dims3()?;
     if targets.dims() != [n, t] || targets.dtype() != DType::U32 {
         candle_core::bail!(
             "token_logprobs: logits {:?} need u32 targets ({n}, {t}), got {:?} {:?}",
             logits.dims(),
             targets.dtype(),
             targets.dims()
+        );
+    }
+    // One host read of the targets: an id past V must be an error naming it, not a gather fault.
+    let top = targets.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+    if top as usize >= v {
+        candle_core::bail!(
+            "token_logprobs: target id {top} is out of range for a vocabulary of {v}"
         );
     }
     let logits = at_least_f32(logits)?;
