@@ -9,22 +9,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{aha, scratch};
+use common::{aha, ok, s, scratch};
 use serde_json::{json, Value};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = aha(args);
-    assert!(
-        out.status.success(),
-        "aha {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn write_lines(path: &Path, lines: &[Value]) {
     let text: String = lines.iter().map(|v| format!("{v}\n")).collect();

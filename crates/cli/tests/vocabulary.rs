@@ -4,23 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{aha, fixture, scratch};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = aha(args);
-    assert!(
-        out.status.success(),
-        "aha {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{aha, fixture, ok, s, scratch};
 
 fn fails(args: &[&str]) -> String {
     let out = aha(args);

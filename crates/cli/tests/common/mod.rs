@@ -27,3 +27,19 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("../model/tests/fixtures")
         .join(name)
 }
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+/// Runs `aha args`, asserts it succeeded, and returns its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = aha(args);
+    assert!(
+        out.status.success(),
+        "aha {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 stdout")
+}
