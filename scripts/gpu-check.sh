@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The one check to run on a GPU machine (never run here: no GPU). Builds the CUDA binary unless
-# AHA_CUDA_BIN names one, compares logprobs on CUDA with the CPU on the golden fixtures (f32 1e-4,
-# bf16 1e-2), runs the smoke GRPO config and a reference-shape GRPO step on CUDA, then prints
+# AHA_CUDA_BIN names one, compares logprobs on CUDA with the CPU in the same dtype on the golden
+# fixtures (f32 1e-4; bf16 0.05, where rounding order alone moves logprobs by a few hundredths), runs the smoke GRPO config and a reference-shape GRPO step on CUDA, then prints
 # `aha bench` on CUDA. Needs the driver's libcuda.so.1 and the CUDA 13 libraries on LD_LIBRARY_PATH.
-# Not yet on main: `--dtype` on logprobs and `--device`/`--dtype` on train and bench (see docs/gpu.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${AHA_CUDA_BIN:-target/cuda/release/aha}
@@ -14,9 +13,10 @@ out=$(mktemp -d)
 fixtures=crates/model/tests/fixtures
 for model in qwen2_tied_f32 llama_bf16_sharded qwen3_qknorm_f32; do
   printf '{"text": "The quick brown fox jumps over the lazy dog. 12 + 30 = 42"}\n' > "$out/in.jsonl"
-  "$bin" logprobs --model "$fixtures/$model" --input "$out/in.jsonl" --output "$out/cpu.jsonl"
   for dtype in f32 bf16; do
-    tol=$([[ $dtype == f32 ]] && echo 1e-4 || echo 1e-2)
+    tol=$([[ $dtype == f32 ]] && echo 1e-4 || echo 5e-2)
+    "$bin" logprobs --model "$fixtures/$model" --input "$out/in.jsonl" --dtype $dtype \
+      --output "$out/cpu.jsonl"
     "$bin" logprobs --model "$fixtures/$model" --input "$out/in.jsonl" --device cuda --dtype $dtype \
       --output "$out/cuda.jsonl"
     python3 - "$out/cpu.jsonl" "$out/cuda.jsonl" "$tol" "$model $dtype" <<'PY'

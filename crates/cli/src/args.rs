@@ -10,47 +10,34 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use aha_model::{DeviceSpec, Model, Precision};
 use aha_train::data::PromptTemplate;
 use aha_verify::{Task, ThinkRule};
 use anyhow::Context;
 use candle_core::Device;
 use clap::ValueEnum;
 
-/// Where the model runs.
+/// Where the model runs and in which precision.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// Where the model runs: cpu, cuda or cuda:N (cuda needs a build with CUDA support).
-    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    /// Where the model runs: cpu, cuda or cuda:N (cuda needs the CUDA build,
+    /// scripts/build-cuda.sh).
+    #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
-}
-
-/// A parsed `--device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceSpec {
-    Cpu,
-    Cuda(usize),
-}
-
-fn parse_device(s: &str) -> Result<DeviceSpec, String> {
-    match s {
-        "cpu" => Ok(DeviceSpec::Cpu),
-        "cuda" => Ok(DeviceSpec::Cuda(0)),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(DeviceSpec::Cuda)
-            .ok_or_else(|| format!("`{s}`: expected cpu, cuda or cuda:N")),
-    }
+    /// Activations' dtype: f32, or bf16 (for GPUs; on the CPU it takes the slower generic ops).
+    #[arg(long, default_value = "f32")]
+    pub dtype: Precision,
 }
 
 impl DeviceArgs {
+    /// The candle device; CUDA in a build without it is an error that says how to build it.
     pub fn device(&self) -> anyhow::Result<Device> {
-        match self.device {
-            DeviceSpec::Cpu => Ok(Device::Cpu),
-            DeviceSpec::Cuda(n) => {
-                Device::new_cuda(n).with_context(|| format!("--device cuda:{n}: opening the GPU"))
-            }
-        }
+        Ok(self.device.open()?)
+    }
+
+    /// A loaded model set to compute in `--dtype`.
+    pub fn prepare(&self, model: Model) -> Model {
+        model.with_precision(self.dtype)
     }
 }
 

@@ -56,3 +56,85 @@ fn assert_trains(metrics: &[serde_json::Value], steps: usize) {
 fn smoke_grpo_run_trains() {
     assert_trains(&smoke("smoke-f32", 3, &[]), 3);
 }
+
+/// `dtype = "bf16"`: bf16 activations through the generic ops, f32 master weights and AdamW
+/// state; every step still trains.
+#[test]
+fn smoke_grpo_run_trains_in_bf16() {
+    assert_trains(&smoke("smoke-bf16", 2, &["dtype=bf16"]), 2);
+}
+
+/// `--device` and `--dtype` override the config's keys, as `--set` would, and show in the
+/// resolved config.
+#[test]
+fn device_and_dtype_flags_override_the_config() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
+    let out = aha(&[
+        "train",
+        config.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--dtype",
+        "bf16",
+        "--show-config",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dtype = \"bf16\""), "{text}");
+    assert!(text.contains("device = \"cpu\""), "{text}");
+    let bad = aha(&["train", config.to_str().unwrap(), "--dtype", "fp8"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("fp8") && err.contains("bf16"), "{err}");
+}
+
+/// Asking a CPU-only build for a GPU fails before any work, saying how to build the CUDA binary
+/// — for the config key and for the flag of a command that loads a checkpoint.
+#[test]
+fn cuda_in_a_cpu_build_says_how_to_build_it() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let dir = scratch("no-cuda");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
+    let run_dir = dir.join("run");
+    let train = aha(&[
+        "train",
+        config.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--device",
+        "cuda:1",
+    ]);
+    let model = dir.join("model");
+    let init = aha(&["init", "--out", model.to_str().unwrap(), "--preset", "tiny"]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let input = dir.join("p.jsonl");
+    std::fs::write(&input, "{\"prompt\": \"1+1=\"}\n").unwrap();
+    let sample = aha(&[
+        "sample",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--device",
+        "cuda",
+    ]);
+    for (what, out) in [("train", train), ("sample", sample)] {
+        assert!(!out.status.success(), "{what} ran without a GPU build");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("scripts/build-cuda.sh"), "{what}: {err}");
+    }
+    assert!(
+        !run_dir.join("checkpoints").exists(),
+        "train wrote checkpoints before failing"
+    );
+}

@@ -18,7 +18,7 @@ use aha_model::init::random_model;
 use aha_model::save::save_checkpoint;
 use aha_model::tokenizer::Tokenizer;
 use aha_train::config::{
-    DeviceKind, GroupFilter, GrpoConfig, ModelSection, OutputConfig, RolloutConfig, TrainConfig,
+    DeviceSpec, GroupFilter, GrpoConfig, ModelSection, OutputConfig, RolloutConfig, TrainConfig,
 };
 use aha_train::data::{DataConfig, DataSource, Dataset, Item, MissingAnswer};
 use aha_train::grpo::GrpoTrainer;
@@ -292,7 +292,8 @@ fn grpo_config(cfg: &DemoConfig, base_dir: &Path) -> Result<TrainConfig, DemoErr
         name: "demo".into(),
         seed: cfg.seed,
         steps: g.steps,
-        device: DeviceKind::Cpu,
+        device: DeviceSpec::Cpu,
+        dtype: Default::default(),
         model: ModelSection {
             path: Some(base_dir.to_path_buf()),
             init: None,

@@ -14,6 +14,7 @@ pub mod char_tokenizer;
 mod chat_template;
 pub mod config;
 pub mod decoder;
+pub mod device;
 pub mod error;
 pub mod init;
 mod json_fields;
@@ -27,6 +28,7 @@ pub mod tokenizer;
 
 pub use config::{Architecture, ModelConfig};
 pub use decoder::Model;
+pub use device::{DeviceError, DeviceSpec};
 pub use error::{Error, Result};
 pub use kv_cache::KvCache;
 pub use precision::Precision;

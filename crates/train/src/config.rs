@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use aha_model::{DeviceSpec, Precision};
 use aha_verify::RewardSpec;
 use serde::{Deserialize, Serialize};
 
@@ -256,16 +257,6 @@ fn run_name() -> String {
 fn steps() -> usize {
     100
 }
-fn cpu() -> DeviceKind {
-    DeviceKind::Cpu
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceKind {
-    Cpu,
-    Cuda,
-}
 
 /// A whole GRPO run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,8 +271,12 @@ pub struct TrainConfig {
     /// GRPO steps (one rollout batch each).
     #[serde(default = "steps")]
     pub steps: usize,
-    #[serde(default = "cpu")]
-    pub device: DeviceKind,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// Activations' dtype: `f32`, or `bf16` (GPUs; f32 master weights and optimizer state).
+    #[serde(default)]
+    pub dtype: Precision,
     pub model: ModelSection,
     pub data: DataConfig,
     #[serde(default = "default_section")]

@@ -21,7 +21,7 @@ use aha_model::Model;
 use candle_core::Device;
 
 use crate::collective::{self, any_rank, check_replicas, check_run_dir, Collective};
-use crate::config::{DeviceKind, ModelSection, TrainConfig};
+use crate::config::{DeviceSpec, ModelSection, TrainConfig};
 use crate::grpo::GrpoTrainer;
 use crate::metrics::StepMetrics;
 use crate::progress::ProgressMode;
@@ -74,16 +74,11 @@ pub struct RunSummary {
     pub stopped: bool,
 }
 
-pub fn device(kind: DeviceKind) -> Result<Device> {
-    match kind {
-        DeviceKind::Cpu => Ok(Device::Cpu),
-        DeviceKind::Cuda => Device::new_cuda(0).map_err(|e| {
-            Error::config(
-                "device",
-                format!("cuda is not available in this build: {e}"),
-            )
-        }),
-    }
+/// The candle device a config names; CUDA in a build without it is a config error that says how
+/// to build it.
+pub fn device(spec: DeviceSpec) -> Result<Device> {
+    spec.open()
+        .map_err(|e| Error::config("device", e.to_string()))
 }
 
 /// A policy to train, as loaded from `[model]`.
@@ -150,7 +145,8 @@ pub fn train(cfg: TrainConfig, opts: RunOptions) -> Result<RunSummary> {
     let needs = crate::data::Needs::of(&cfg.reward()?);
     let (dataset, skipped_rows) = cfg.data.open_for(needs)?;
     let device = device(cfg.device)?;
-    let policy = load_policy(&cfg.model, &device)?;
+    let mut policy = load_policy(&cfg.model, &device)?;
+    policy.model = policy.model.with_precision(cfg.dtype);
     let (steps, output) = (cfg.steps, cfg.output.clone());
     let mut trainer = GrpoTrainer::new(cfg, policy.model, policy.tokenizer, dataset)?
         .with_collective(comm.clone());

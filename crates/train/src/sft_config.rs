@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    config_dir, in_file, validate_name, with_overrides, DeviceKind, ModelSection, OutputConfig,
+    config_dir, in_file, validate_name, with_overrides, DeviceSpec, ModelSection, OutputConfig,
+    Precision,
 };
 use crate::optim::OptimConfig;
 use crate::sft::{LossOn, SftConfig};
@@ -21,9 +22,6 @@ fn name() -> String {
 }
 fn steps() -> usize {
     100
-}
-fn cpu() -> DeviceKind {
-    DeviceKind::Cpu
 }
 fn batch() -> usize {
     16
@@ -76,8 +74,12 @@ pub struct SftRunConfig {
     pub seed: u64,
     #[serde(default = "steps")]
     pub steps: usize,
-    #[serde(default = "cpu")]
-    pub device: DeviceKind,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// Activations' dtype: `f32`, or `bf16` (GPUs; f32 master weights and optimizer state).
+    #[serde(default)]
+    pub dtype: Precision,
     pub model: ModelSection,
     pub data: SftData,
     #[serde(default)]

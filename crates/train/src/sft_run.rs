@@ -294,6 +294,7 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
         tokenizer,
         generation,
     } = load_policy(&cfg.model, &device)?;
+    let model = model.with_precision(cfg.dtype);
     let examples = read_examples(&cfg.data.path, &tokenizer)?;
     let mut trainer =
         SftTrainer::new(model, cfg.trainer_config(), cfg.steps)?.with_collective(comm.clone());

@@ -45,6 +45,8 @@ pub struct Args {
     /// Seed for the random weights and token ids.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub device: crate::args::DeviceArgs,
 }
 
 /// One line of the table.
@@ -67,12 +69,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         warmup: args.warmup,
         steps: args.steps,
     };
+    let device = args.device.device()?;
+    let dtype = args.device.dtype;
     let mut rows = Vec::new();
     // The peak is measured whenever a training row is asked for, so fractions are of this run.
     let wants_train = args.shapes.iter().any(|s| *s != Bench::Matmul);
     let mut gen_model = None;
     if args.shapes.contains(&Bench::Matmul) || wants_train {
-        rows.push(train_step::matmul_row(1024, timing)?);
+        rows.push(train_step::matmul_row(1024, &device, timing)?);
     }
     for shape in &args.shapes {
         match shape {
@@ -80,14 +84,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Bench::TrainSmall => rows.push(train_step::train_row(
                 train_step::TrainShape::small(),
                 args.seed,
+                (&device, dtype),
                 timing,
             )?),
             Bench::TrainLarge => rows.push(train_step::train_row(
                 train_step::TrainShape::large(),
                 args.seed,
+                (&device, dtype),
                 timing,
             )?),
-            Bench::GrpoStep => rows.push(grpo_step::grpo_row(args.seed, timing)?),
+            Bench::GrpoStep => rows.push(grpo_step::grpo_row(args.seed, (&device, dtype), timing)?),
             Bench::Generate | Bench::GroupShared | Bench::GroupUnshared => {
                 let shape = match shape {
                     Bench::GroupShared => generation::GenShape::group(false),
@@ -95,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     _ => generation::GenShape::decode(),
                 };
                 if gen_model.is_none() {
-                    gen_model = Some(generation::reference_model(args.seed)?);
+                    gen_model = Some(generation::reference_model(args.seed, (&device, dtype))?);
                 }
                 if let Some(model) = &gen_model {
                     rows.push(generation::generation_row(model, shape, args.seed, timing)?);

@@ -74,6 +74,7 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     let device = args.device.device()?;
     let model = aha_model::load::load_model(&args.model, &device, false)
         .with_context(|| format!("loading model {}", args.model.display()))?;
+    let model = args.device.prepare(model);
     let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
     let Some((summary, results)) = evaluate_on(&model, &tokenizer, &items, task, &cfg, &*world)?
     else {

@@ -65,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dev = args.device.device()?;
     let model = load_model(&args.model, &dev, false)
         .with_context(|| format!("loading the model from {}", args.model.display()))?;
+    let model = args.device.prepare(model);
     let rows = read_rows(&args.input, &args.model, &model)?;
     let (_, mut out) = open_output(args.output.as_deref())?;
 

@@ -29,6 +29,24 @@ pub struct RunArgs {
     /// Print the resolved config (every default written out) and exit.
     #[arg(long)]
     pub show_config: bool,
+    /// Run on this device instead of the config's `device`: cpu, cuda or cuda:N (cuda needs
+    /// the CUDA build, scripts/build-cuda.sh). Same as `--set device=…`.
+    #[arg(long)]
+    pub device: Option<aha_model::DeviceSpec>,
+    /// Compute in this dtype instead of the config's `dtype`: f32, or bf16 (GPUs; f32 master
+    /// weights and optimizer state). Same as `--set dtype=…`.
+    #[arg(long)]
+    pub dtype: Option<aha_model::Precision>,
+}
+
+impl RunArgs {
+    /// The config overrides: every `--set`, then `--device` and `--dtype` as the keys they name.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut set = self.set.clone();
+        set.extend(self.device.map(|d| format!("device={d}")));
+        set.extend(self.dtype.map(|d| format!("dtype={d}")));
+        set
+    }
 }
 
 /// Set by the first SIGINT or SIGTERM; the run checks it between steps.

@@ -93,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     params.validate().context("checking the sampling options")?;
     let model = load_model(&args.model, &device, false)
         .with_context(|| format!("loading the model in {}", args.model.display()))?;
+    let model = args.device.prepare(model);
     if !args.ignore_eos {
         params.eos_token_ids = tokenizer.eos_token_ids();
         params.eos_token_ids.extend(&model.config().eos_token_ids);

@@ -20,7 +20,7 @@ pub struct Args {
 /// One rank of the job `world` (one process unless started by mpirun or srun).
 pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     let a = &args.run;
-    let cfg = TrainConfig::load(&a.config, &a.set)
+    let cfg = TrainConfig::load(&a.config, &a.overrides())
         .with_context(|| format!("reading config {}", a.config.display()))?;
     if a.show_config {
         print!("{}", cfg.to_toml()?);

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use aha_model::init::{random_model, Preset};
-use aha_model::Model;
+use aha_model::{Model, Precision};
 use aha_train::engine::{generate_groups, SamplingParams};
 use candle_core::Device;
 use rand::{Rng, SeedableRng};
@@ -64,12 +64,8 @@ impl GenShape {
 }
 
 /// The reference-preset model every generation row uses.
-pub fn reference_model(seed: u64) -> anyhow::Result<Model> {
-    Ok(random_model(
-        &Preset::Reference.config(),
-        seed,
-        &Device::Cpu,
-    )?)
+pub fn reference_model(seed: u64, (device, dtype): (&Device, Precision)) -> anyhow::Result<Model> {
+    Ok(random_model(&Preset::Reference.config(), seed, device)?.with_precision(dtype))
 }
 
 /// Time `generate_groups` on `shape`.

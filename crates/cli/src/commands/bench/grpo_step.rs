@@ -3,6 +3,7 @@
 //! The phases are the trainer's own timers (rollout, reward, update). TRL's GRPOTrainer took
 //! 2.93 s/step on the same shape and machine; the target is ≤ 1.5 s.
 
+use aha_model::Precision;
 use aha_train::config::TrainConfig;
 use aha_train::grpo::GrpoTrainer;
 use aha_train::init_model::init_policy;
@@ -34,9 +35,14 @@ lr = 1e-5
 progress = false
 "#;
 
-pub fn grpo_row(seed: u64, timing: Timing) -> anyhow::Result<Row> {
+pub fn grpo_row(
+    seed: u64,
+    (device, dtype): (&Device, Precision),
+    timing: Timing,
+) -> anyhow::Result<Row> {
     let cfg = TrainConfig::from_toml_str(CONFIG, &[format!("seed={seed}")])?;
-    let (policy, tokenizer) = init_policy("reference", seed, &Device::Cpu)?;
+    let (policy, tokenizer) = init_policy("reference", seed, device)?;
+    let policy = policy.with_precision(dtype);
     let (dataset, _) = cfg.data.open()?;
     let mut trainer = GrpoTrainer::new(cfg, policy, tokenizer, dataset)?;
     let mut tokens = 0usize;

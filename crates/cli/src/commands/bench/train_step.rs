@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use aha_model::config::Qwen2Sizes;
 use aha_model::init::random_model;
-use aha_model::ModelConfig;
+use aha_model::{ModelConfig, Precision};
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
@@ -97,12 +97,12 @@ impl TrainShape {
 }
 
 /// The practical fp32 peak: median GFLOP/s of an n×n by n×n matmul.
-pub fn matmul_row(n: usize, timing: Timing) -> anyhow::Result<Row> {
+pub fn matmul_row(n: usize, device: &Device, timing: Timing) -> anyhow::Result<Row> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut rand =
         |len: usize| -> Vec<f32> { (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect() };
-    let a = Tensor::from_vec(rand(n * n), (n, n), &Device::Cpu)?;
-    let b = Tensor::from_vec(rand(n * n), (n, n), &Device::Cpu)?;
+    let a = Tensor::from_vec(rand(n * n), (n, n), device)?;
+    let b = Tensor::from_vec(rand(n * n), (n, n), device)?;
     let secs = timing.measure(|| {
         let start = Instant::now();
         let c = a.matmul(&b)?;
@@ -121,15 +121,21 @@ pub fn matmul_row(n: usize, timing: Timing) -> anyhow::Result<Row> {
 }
 
 /// Forward + loss, backward, AdamW step on random token ids, timed per phase.
-pub fn train_row(shape: TrainShape, seed: u64, timing: Timing) -> anyhow::Result<Row> {
+pub fn train_row(
+    shape: TrainShape,
+    seed: u64,
+    (device, dtype): (&Device, Precision),
+    timing: Timing,
+) -> anyhow::Result<Row> {
     let cfg = shape.config();
-    let model =
-        random_model(&cfg, seed, &Device::Cpu).context("building the random benchmark model")?;
+    let model = random_model(&cfg, seed, device)
+        .context("building the random benchmark model")?
+        .with_precision(dtype);
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1));
     let ids: Vec<u32> = (0..shape.batch * shape.seq)
         .map(|_| rng.gen_range(0..cfg.vocab_size as u32))
         .collect();
-    let ids = Tensor::from_vec(ids, (shape.batch, shape.seq), &Device::Cpu)?; // (N, T)
+    let ids = Tensor::from_vec(ids, (shape.batch, shape.seq), device)?; // (N, T)
     let vars = model.vars().values().cloned().collect();
     let mut opt = AdamW::new(
         vars,
@@ -142,12 +148,15 @@ pub fn train_row(shape: TrainShape, seed: u64, timing: Timing) -> anyhow::Result
         let cpu_start = cpu_seconds();
         let start = Instant::now();
         let loss = model.token_logprobs(&ids)?.mean_all()?.neg()?;
+        device.synchronize()?; // GPUs run asynchronously: time the work, not the launch
         let fwd = since(start);
         let start = Instant::now();
         let grads = loss.backward()?;
+        device.synchronize()?;
         let bwd = since(start);
         let start = Instant::now();
         opt.step(&grads)?;
+        device.synchronize()?;
         let step = since(start);
         drop(grads);
         let cpu = match (cpu_start, cpu_seconds()) {
