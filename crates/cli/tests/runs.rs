@@ -1,6 +1,6 @@
 //! The run layout of `aha train` and `aha sft`, through the binary: resume (exact, and refused
 //! when it would lose or mix work), checkpoint retention and cleanup, a graceful stop on
-//! SIGINT/SIGTERM, generation_config.json kept, per-step lines on a pipe, TensorBoard events,
+//! SIGINT/SIGTERM (a second signal stops at once), generation_config.json kept, per-step lines on a pipe, TensorBoard events,
 //! and where relative paths start.
 
 mod common;
@@ -566,5 +566,113 @@ fn tensorboard_event_files_hold_the_metrics() {
             .any(|(s, t, x)| *s == 1 && t == "sft/loss" && *x > 0.0),
         "{got:?}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The lines a child writes to stderr, as they come, and all of them once it has exited.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Reads `rx` until a line contains `needle`; every line read is appended to `seen`.
+fn wait_for(rx: &std::sync::mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !seen.iter().any(|l| l.contains(needle)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(e) => panic!(
+                "no line with {needle:?} ({e}); stderr so far:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_second_signal_stops_at_once_and_the_last_checkpoint_resumes() {
+    let dir = scratch("second-signal");
+    let run = dir.join("run");
+    let base = ["sft", &sft_smoke(), "--run-dir", &s(&run)].map(String::from);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
+    // Steps long enough (a large batch of the 8 examples, in micro-batches) that the second
+    // signal lands while the step the first one asked to finish is still running.
+    let slow = [
+        "--set",
+        "sft.batch_size=2048",
+        "--set",
+        "sft.micro_batch_size=8",
+        "--set",
+        "output.checkpoint_every=2",
+    ];
+    let args = [&base[..], &slow[..], &["--set", "steps=1000000"]].concat();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aha"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut child);
+    let metrics = run.join("metrics.jsonl");
+    let lines = || std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count());
+    let started = Instant::now();
+    while lines() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    let mut seen = Vec::new();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(&rx, "SIGTERM: stopping after the current step", &mut seen);
+    let done_before = lines();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let second = Instant::now();
+    let status = child.wait().unwrap();
+    let waited = second.elapsed();
+    seen.extend(rx.iter());
+    let err = seen.join("\n");
+
+    // At once: 128 + SIGINT, the second signal's message, no checkpoint and no new step.
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("SIGINT: stopping now, without a checkpoint"),
+        "{err}"
+    );
+    assert!(!err.contains("checkpoint saved"), "{err}");
+    assert!(waited < Duration::from_secs(5), "took {waited:?}");
+    assert_eq!(lines(), done_before, "the step in flight was abandoned");
+    // On disk: the periodic checkpoints only, each complete, and every metrics line whole.
+    let last = done_before - done_before % 2;
+    let ckpts: Vec<String> = steps_in(&run)
+        .into_iter()
+        .filter(|n| n.starts_with("step_"))
+        .collect();
+    assert_eq!(ckpts.last(), Some(&format!("step_{last:06}")), "{ckpts:?}");
+    assert_eq!(comparable(&metrics).len(), done_before);
+
+    // --resume goes on from that checkpoint: the steps after it are redone, none is lost.
+    let steps = format!("steps={}", last + 1);
+    let out = ok(&[&base[..], &slow[..], &["--set", &steps, "--resume"]].concat());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resumed from"));
+    assert_eq!(last_step(&run), last + 1);
+    assert_eq!(comparable(&metrics).len(), last + 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
