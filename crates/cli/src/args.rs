@@ -12,7 +12,8 @@ use std::path::Path;
 
 use aha_model::{DeviceSpec, Model, Precision};
 use aha_train::data::PromptTemplate;
-use aha_verify::{Task, ThinkRule};
+use aha_train::eval::EvalConfig;
+use aha_verify::{ExtractMode, Task, TaskOptions, ThinkRule};
 use anyhow::Context;
 use candle_core::Device;
 use clap::ValueEnum;
@@ -183,39 +184,89 @@ impl From<ThinkName> for ThinkRule {
     }
 }
 
-/// The verifier: shared by `reward`, `eval` and `rejection-sample` (as `[[reward]]` terms are
-/// in a training config).
+/// The verifier: shared by `eval` and `rejection-sample` (as `[[reward]]` terms are in a
+/// training config; `reward` takes the options with an optional task).
 #[derive(clap::Args, Debug, Clone)]
 pub struct VerifierArgs {
     /// Which verifier judges the completions.
     #[arg(long, value_enum)]
     pub task: TaskName,
     #[command(flatten)]
-    pub think: ThinkArgs,
+    pub options: VerifierOptions,
 }
 
 impl VerifierArgs {
     pub fn task(&self) -> Task {
         self.task.into()
     }
-
-    pub fn reward(&self) -> aha_verify::Reward {
-        self.task().reward_with_think(self.think.rule())
-    }
 }
 
-/// The think-block rule, as `[[reward]] think = …` is in a training config.
+/// How the answer is found (`--extract`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtractName {
+    /// Explicit markers only: `<answer>`, `\boxed{}`, "the answer is", `####` (training's
+    /// default).
+    Strict,
+    /// Math-Verify's reading: markers, else the last LaTeX expression, else the last number.
+    Lenient,
+}
+
+/// The options a `[[reward]]` table takes, with the same defaults (a table that leaves an option
+/// out gets the same verifier as a command without its flag).
 #[derive(clap::Args, Debug, Clone)]
-pub struct ThinkArgs {
+pub struct VerifierOptions {
     /// The think-block rule of the task's format check (default: the task's own — required
     /// for math, countdown and format, optional for arithmetic).
     #[arg(long, value_enum)]
     pub think: Option<ThinkName>,
+    /// Where math and countdown answers are read from ([[reward]] extract = …).
+    #[arg(long, value_enum, default_value = "strict")]
+    pub extract: ExtractName,
+    /// Math: how far (relative) a decimal answer may be from an exact reference, e.g. 0.0833333
+    /// for \frac{1}{12} ([[reward]] rel_tol = …).
+    #[arg(long, default_value_t = aha_verify::DEFAULT_REL_TOL, value_parser = non_negative)]
+    pub rel_tol: f64,
+    /// Countdown: whether every number must be used exactly once ([[reward]] use_all = …);
+    /// false lets a solution use a subset, each number at most once.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub use_all: bool,
 }
 
-impl ThinkArgs {
-    pub fn rule(&self) -> Option<ThinkRule> {
-        self.think.map(ThinkRule::from)
+impl VerifierOptions {
+    pub fn task_options(&self) -> TaskOptions {
+        TaskOptions {
+            extract: match self.extract {
+                ExtractName::Strict => ExtractMode::Strict,
+                ExtractName::Lenient => ExtractMode::Lenient,
+            }
+            .into(),
+            rel_tol: self.rel_tol,
+            use_all: self.use_all,
+            think: self.think.map(ThinkRule::from),
+        }
+    }
+}
+
+/// The evaluation protocol of `eval` and `rejection-sample`: how completions are sampled and
+/// judged, built the same way for both.
+pub fn eval_config(
+    sampling: SamplingArgs,
+    template: &TemplateArgs,
+    verifier: &VerifierArgs,
+    batch: &BatchArgs,
+) -> EvalConfig {
+    EvalConfig {
+        k: sampling.k,
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        top_k: sampling.top_k,
+        max_new_tokens: sampling.max_new_tokens,
+        seed: sampling.seed,
+        template: template.template.clone(),
+        task: verifier.task(),
+        options: verifier.options.task_options(),
+        stop_strings: sampling.stop,
+        prompts_per_batch: batch.batch_size,
     }
 }
 
@@ -262,6 +313,15 @@ fn create(path: &Path) -> anyhow::Result<File> {
             _ => format!("cannot create {}", path.display()),
         }
     })
+}
+
+/// A tolerance: a finite number ≥ 0.
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        Ok(_) => Err("must be a finite number ≥ 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A count that must be at least 1 (checked by clap, so the error names the flag).

@@ -145,3 +145,109 @@ fn unknown_task_is_rejected_by_the_parser() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("poetry"));
 }
+
+/// `aha reward ARGS --input PATH`'s rewards, in order.
+fn rewards(args: &[&str], input: &str) -> Vec<serde_json::Value> {
+    let mut all = vec!["reward"];
+    all.extend(args);
+    all.extend(["--input", input]);
+    let out = aha(&all);
+    assert!(
+        out.status.success(),
+        "aha {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reward"].clone())
+        .collect()
+}
+
+#[test]
+fn verifier_options_are_the_reward_tables() {
+    let dir = tempdir("options");
+    // No marker: strict extraction finds no answer, lenient reads the last LaTeX expression.
+    let latex = write(
+        &dir,
+        "latex.jsonl",
+        "{\"completion\": \"So the result is $\\\\frac{1}{2}$.\", \"answer\": \"0.5\"}\n",
+    );
+    assert_eq!(rewards(&["--task", "math"], &latex), [json!(0.0)]);
+    assert_eq!(
+        rewards(&["--task", "math", "--extract", "strict"], &latex),
+        [json!(0.0)]
+    );
+    assert_eq!(
+        rewards(&["--task", "math", "--extract", "lenient"], &latex),
+        [json!(1.0)]
+    );
+
+    // 0.33 is 1/3 correctly rounded, 1% away: only a tolerance of 1% or more accepts it.
+    let decimal = write(
+        &dir,
+        "decimal.jsonl",
+        "{\"completion\": \"<think>x</think><answer>0.33</answer>\", \"answer\": \"\\\\frac{1}{3}\"}\n",
+    );
+    assert_eq!(rewards(&["--task", "math"], &decimal), [json!(0.0)]);
+    assert_eq!(
+        rewards(&["--task", "math", "--rel-tol", "0.02"], &decimal),
+        [json!(1.0)]
+    );
+    assert_eq!(
+        rewards(&["--task", "math", "--rel-tol", "0.001"], &decimal),
+        [json!(0.0)]
+    );
+
+    // 50 + 25 = 75 leaves 3 unused: wrong unless a subset of the numbers may be used.
+    let subset = write(
+        &dir,
+        "subset.jsonl",
+        "{\"completion\": \"<answer>50 + 25</answer>\", \"numbers\": [3, 25, 50], \"target\": 75}\n",
+    );
+    assert_eq!(rewards(&["--task", "countdown"], &subset), [json!(0.0)]);
+    assert_eq!(
+        rewards(&["--task", "countdown", "--use-all", "true"], &subset),
+        [json!(0.0)]
+    );
+    assert_eq!(
+        rewards(&["--task", "countdown", "--use-all", "false"], &subset),
+        [json!(1.0)]
+    );
+
+    let out = aha(&[
+        "reward",
+        "--task",
+        "math",
+        "--rel-tol=-1",
+        "--input",
+        &latex,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rel-tol"));
+    let help = String::from_utf8(aha(&["reward", "--help"]).stdout).unwrap();
+    for default in [
+        "[default: strict]",
+        "[default: 0.000001]",
+        "[default: true]",
+    ] {
+        assert!(help.contains(default), "{default} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn parquet_completions_are_read_by_the_shared_reader() {
+    // The SFT fixture has `prompt` and `completion` columns: the format verifier judges each row.
+    let parquet = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../train/tests/fixtures/parquet/sft.parquet");
+    let path = parquet.to_str().unwrap();
+    // The completions answer without a think block: the R1 rule refuses them, `optional` not.
+    assert_eq!(
+        rewards(&["--task", "format"], path),
+        vec![json!(0.0), json!(0.0)]
+    );
+    assert_eq!(
+        rewards(&["--task", "format", "--think", "optional"], path),
+        vec![json!(1.0), json!(1.0)]
+    );
+}

@@ -112,3 +112,40 @@ fn counts_and_sizes_of_zero_are_refused() {
         assert!(err.contains(flag) && err.contains("at least 1"), "{err}");
     }
 }
+
+#[test]
+fn every_prompt_reader_names_the_file_line_and_field_of_a_bad_prompt() {
+    let dir = scratch("vocab-prompts");
+    let model = fixture("qwen2_tied_f32");
+    let cases = [
+        (
+            "{\"prompt\": \"1+1\", \"answer\": 2}\n{\"prompt_ids\": [1, 999999], \"answer\": 2}\n",
+            "p.jsonl:2: field `prompt_ids`: token id 999999 is out of range",
+        ),
+        (
+            "{\"prompt\": \"1+1\", \"prompt_ids\": [1], \"answer\": 2}\n",
+            "p.jsonl:1: expected exactly one of the fields \"prompt\", \"prompt_ids\" or \"messages\"",
+        ),
+        (
+            "{\"messages\": [{\"role\": \"user\"}], \"answer\": 2}\n",
+            "p.jsonl:1: field `messages[0].content`",
+        ),
+    ];
+    let input = dir.join("p.jsonl");
+    let kept = dir.join("kept.jsonl");
+    for (text, expected) in cases {
+        std::fs::write(&input, text).unwrap();
+        for cmd in ["eval", "rejection-sample", "sample"] {
+            let mut a = vec![cmd, "--model", s(&model), "--input", s(&input)];
+            a.extend(["--max-new-tokens", "4"]);
+            if cmd != "sample" {
+                a.extend(["--task", "arithmetic"]);
+            }
+            if cmd == "rejection-sample" {
+                a.extend(["--output", s(&kept)]);
+            }
+            let err = fails(&a);
+            assert!(err.contains(expected), "{cmd}: {err}");
+        }
+    }
+}

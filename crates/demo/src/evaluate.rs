@@ -12,7 +12,7 @@ use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
 use aha_train::data::{Item, PromptTemplate};
 use aha_train::eval::{sample_and_score, EvalConfig};
-use aha_verify::{split_blocks, Reward, RewardSpec, ThinkRule};
+use aha_verify::{split_blocks, RewardSpec, Task, TaskOptions, ThinkRule};
 
 use crate::summary::{Evaluation, Sample};
 use crate::task::Problem;
@@ -34,6 +34,15 @@ pub fn reward_spec() -> RewardSpec {
     RewardSpec::Arithmetic {
         weight: 1.0,
         think: ThinkRule::Optional,
+    }
+}
+
+/// Evaluation's verifier options: with them the arithmetic task's reward is [`reward_spec`], the
+/// reward training uses.
+fn judge_options() -> TaskOptions {
+    TaskOptions {
+        think: Some(ThinkRule::Optional),
+        ..TaskOptions::default()
     }
 }
 
@@ -90,8 +99,6 @@ pub fn sample_and_judge(
     sampling: Sampling,
 ) -> Result<Vec<Vec<Judged>>, DemoError> {
     let items: Vec<Item> = problems.iter().map(item).collect();
-    let reward = Reward::new(vec![reward_spec()])
-        .map_err(|e| DemoError::Config(format!("the demo reward: {e}")))?;
     let cfg = EvalConfig {
         k: sampling.k,
         temperature: sampling.temperature,
@@ -100,12 +107,13 @@ pub fn sample_and_judge(
         max_new_tokens: sampling.max_new_tokens,
         seed: sampling.seed,
         template: prompt_template(),
-        think: None,
+        task: Task::Arithmetic,
+        options: judge_options(),
         stop_strings: Vec::new(),
         prompts_per_batch: EVAL_CHUNK,
     };
     let mut out = Vec::with_capacity(problems.len());
-    sample_and_score(model, tok, &items, &reward, &cfg, |batch| {
+    sample_and_score(model, tok, &items, &cfg, |batch| {
         for scored in batch {
             let judged = scored
                 .group
@@ -205,9 +213,15 @@ mod tests {
     }
 
     #[test]
+    fn evaluation_judges_with_the_training_reward() {
+        let judged = Task::Arithmetic.reward_with(&judge_options());
+        assert_eq!(judged.specs(), [reward_spec()]);
+    }
+
+    #[test]
     fn judges_both_styles_and_junk() {
         let tok = aha_model::char_tokenizer::char_tokenizer().unwrap();
-        let reward = Reward::new(vec![reward_spec()]).unwrap();
+        let reward = aha_verify::Reward::new(vec![reward_spec()]).unwrap();
         let ids = |text: &str| {
             let mut v = tok.encode(text, false).unwrap();
             v.extend(tok.eos_token_ids());

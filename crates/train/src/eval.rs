@@ -12,11 +12,11 @@ use std::ops::Range;
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
 use aha_verify::code::extract_program;
-use aha_verify::{equivalent, extract, ExtractConfig, Reward, Task, ThinkRule};
+use aha_verify::{equivalent_with, extract, Reward, Task, TaskOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::collective::{gather_json, shard, Collective};
-use crate::data::{Item, PromptTemplate};
+use crate::data::{GivenPrompt, Item, PromptTemplate};
 use crate::engine::{generate_groups_from, FinishReason, Group, SamplingParams};
 use crate::reward::{score_groups, CompletionScore, VerifierText};
 use crate::{Error, Result};
@@ -33,9 +33,11 @@ pub struct EvalConfig {
     pub max_new_tokens: usize,
     pub seed: u64,
     pub template: PromptTemplate,
-    /// The think-block rule of the task's format check (`None`: the task's own).
+    /// The verifier that judges completions, with the options a `[[reward]]` table takes
+    /// (extraction, tolerance, Countdown's rule, think rule): [`EvalConfig::reward`].
+    pub task: Task,
     #[serde(default)]
-    pub think: Option<ThinkRule>,
+    pub options: TaskOptions,
     pub stop_strings: Vec<String>,
     /// Problems per generation call (memory: prompts × k rows of KV cache).
     pub prompts_per_batch: usize,
@@ -51,10 +53,18 @@ impl Default for EvalConfig {
             max_new_tokens: 512,
             seed: 0,
             template: PromptTemplate::R1Zero,
-            think: None,
+            task: Task::Math,
+            options: TaskOptions::default(),
             stop_strings: Vec::new(),
             prompts_per_batch: 16,
         }
+    }
+}
+
+impl EvalConfig {
+    /// The reward completions are judged with: the task's, built with the options.
+    pub fn reward(&self) -> Reward {
+        self.task.reward_with(&self.options)
     }
 }
 
@@ -103,8 +113,8 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
 
 /// The index of a completion whose answer belongs to the largest group of equal answers
 /// (`None` when no completion has an extractable answer). Math answers are grouped by
-/// equivalence, other tasks by exact text.
-pub fn majority(answers: &[Option<&str>], task: Task) -> Option<usize> {
+/// equivalence (within `rel_tol`, as the math verifier), other tasks by exact text.
+pub fn majority(answers: &[Option<&str>], task: Task, rel_tol: f64) -> Option<usize> {
     // (representative index, count), in order of first appearance.
     let mut clusters: Vec<(usize, usize)> = Vec::new();
     for (i, a) in answers.iter().enumerate() {
@@ -112,7 +122,7 @@ pub fn majority(answers: &[Option<&str>], task: Task) -> Option<usize> {
         let same = |j: usize| {
             let b = answers[j].unwrap_or_default();
             match task {
-                Task::Math => a.trim() == b.trim() || equivalent(b, a),
+                Task::Math => a.trim() == b.trim() || equivalent_with(b, a, rel_tol),
                 Task::Countdown | Task::Arithmetic | Task::Format | Task::Code => {
                     a.trim() == b.trim()
                 }
@@ -139,25 +149,17 @@ pub struct ScoredGroup {
 }
 
 /// Samples `cfg.k` completions of every item (`cfg.prompts_per_batch` problems per generation
-/// call, EOS from the tokenizer and the model config) and judges them with `reward`; hands each
-/// batch's groups, in input order, to `on_batch`. Shared by evaluation and rejection sampling.
+/// call, EOS from the tokenizer and the model config) and judges them with `cfg.reward()`; hands
+/// each batch's groups, in input order, to `on_batch`. Shared by evaluation and rejection
+/// sampling.
 pub fn sample_and_score(
     model: &Model,
     tokenizer: &Tokenizer,
     items: &[Item],
-    reward: &Reward,
     cfg: &EvalConfig,
     on_batch: impl FnMut(Vec<ScoredGroup>) -> Result<()>,
 ) -> Result<()> {
-    sample_and_score_range(
-        model,
-        tokenizer,
-        items,
-        0..items.len(),
-        reward,
-        cfg,
-        on_batch,
-    )
+    sample_and_score_range(model, tokenizer, items, 0..items.len(), cfg, on_batch)
 }
 
 /// [`sample_and_score`] of the items in `range` only (a data-parallel rank's share); indices
@@ -167,7 +169,6 @@ pub fn sample_and_score_range(
     tokenizer: &Tokenizer,
     items: &[Item],
     range: Range<usize>,
-    reward: &Reward,
     cfg: &EvalConfig,
     mut on_batch: impl FnMut(Vec<ScoredGroup>) -> Result<()>,
 ) -> Result<()> {
@@ -197,9 +198,10 @@ pub fn sample_and_score_range(
         )?),
     };
     let text = VerifierText::new(tokenizer, model.config());
+    let reward = cfg.reward();
     let score = |groups: Vec<Group>| -> Result<Vec<ScoredGroup>> {
         // (B·K) scores in group order; `score_groups` indexes items by prompt_index.
-        let mut scores = score_groups(reward, &text, items, &groups)?.into_iter();
+        let mut scores = score_groups(&reward, &text, items, &groups)?.into_iter();
         Ok(groups
             .into_iter()
             .map(|group| ScoredGroup {
@@ -248,10 +250,9 @@ pub fn evaluate(
     model: &Model,
     tokenizer: &Tokenizer,
     items: &[Item],
-    task: Task,
     cfg: &EvalConfig,
 ) -> Result<(EvalSummary, Vec<ItemResult>)> {
-    let part = evaluate_range(model, tokenizer, items, 0..items.len(), task, cfg)?;
+    let part = evaluate_range(model, tokenizer, items, 0..items.len(), cfg)?;
     Ok((
         summarise(&part.results, cfg.k, part.truncated, part.formatted),
         part.results,
@@ -264,12 +265,11 @@ pub fn evaluate_on(
     model: &Model,
     tokenizer: &Tokenizer,
     items: &[Item],
-    task: Task,
     cfg: &EvalConfig,
     comm: &dyn Collective,
 ) -> Result<Option<(EvalSummary, Vec<ItemResult>)>> {
     let range = shard(items.len(), comm.rank(), comm.size());
-    let part = evaluate_range(model, tokenizer, items, range, task, cfg)?;
+    let part = evaluate_range(model, tokenizer, items, range, cfg)?;
     let Some(parts) = gather_json(comm, &part)? else {
         return Ok(None);
     };
@@ -298,14 +298,12 @@ fn evaluate_range(
     tokenizer: &Tokenizer,
     items: &[Item],
     range: Range<usize>,
-    task: Task,
     cfg: &EvalConfig,
 ) -> Result<EvalPart> {
-    let extract_cfg = ExtractConfig::default();
+    let (task, extract_cfg) = (cfg.task, &cfg.options.extract);
     let mut results = Vec::with_capacity(range.len());
     let (mut truncated, mut formatted) = (0usize, 0usize);
-    let reward = task.reward_with_think(cfg.think);
-    sample_and_score_range(model, tokenizer, items, range, &reward, cfg, |batch| {
+    sample_and_score_range(model, tokenizer, items, range, cfg, |batch| {
         for ScoredGroup {
             index,
             group,
@@ -325,14 +323,19 @@ fn evaluate_range(
                 .iter()
                 .map(|x| match task {
                     Task::Code => extract_program(&x.text).map(std::borrow::Cow::Borrowed),
-                    _ => extract(&x.text, &extract_cfg).map(|e| e.text),
+                    _ => extract(&x.text, extract_cfg).map(|e| e.text),
                 })
                 .collect();
             let answers: Vec<Option<&str>> = extracted.iter().map(|a| a.as_deref()).collect();
-            let maj = majority(&answers, task);
+            let maj = majority(&answers, task, cfg.options.rel_tol);
+            // A `prompt_ids` problem has no text but the prompt the model saw.
+            let problem = match &item.given {
+                Some(GivenPrompt::Ids(ids)) => tokenizer.decode(ids, false)?,
+                _ => item.problem.clone(),
+            };
             results.push(ItemResult {
                 index,
-                problem: item.problem.clone(),
+                problem,
                 answer: item.answer.clone(),
                 completions: s.iter().map(|x| x.text.clone()).collect(),
                 pass_at_1: correct.iter().filter(|&&c| c).count() as f64 / cfg.k as f64,
@@ -408,9 +411,14 @@ mod tests {
             Some("7"),
             Some("1/2"),
         ];
-        assert_eq!(majority(&a, Task::Math), Some(0));
+        let tol = aha_verify::DEFAULT_REL_TOL;
+        assert_eq!(majority(&a, Task::Math, tol), Some(0));
         // As exact text, "7" wins (2 votes against 1 each).
-        assert_eq!(majority(&a, Task::Arithmetic), Some(1));
-        assert_eq!(majority(&[None, None], Task::Math), None);
+        assert_eq!(majority(&a, Task::Arithmetic, tol), Some(1));
+        assert_eq!(majority(&[None, None], Task::Math, tol), None);
+        // The tolerance groups decimals as the verifier judges them.
+        let b = [Some("0.33"), Some("7"), Some("\\frac{1}{3}"), Some("7")];
+        assert_eq!(majority(&b, Task::Math, tol), Some(1));
+        assert_eq!(majority(&b, Task::Math, 0.02), Some(0));
     }
 }

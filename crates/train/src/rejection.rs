@@ -14,15 +14,17 @@
 //! The kept completions become [`SftRecord`]s that `aha sft` reads: `{"prompt", "completion"}`
 //! with the prompt as rendered by the template, or `{"messages"}` (a user and an assistant turn)
 //! for the chat template, so SFT renders it with the checkpoint's own template and end-of-turn.
+//! A problem given as `messages` gets its turns plus the assistant's; one given as `prompt_ids`
+//! gets `{"prompt_ids", "completion"}`.
 
 use std::ops::Range;
 
 use aha_model::tokenizer::{ChatMessage, Tokenizer};
 use aha_model::Model;
-use aha_verify::{Reward, RewardSpec};
+use aha_verify::RewardSpec;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Item, PromptTemplate};
+use crate::data::{GivenPrompt, Item, PromptTemplate};
 use crate::engine::FinishReason;
 use crate::eval::{sample_and_score_range, EvalConfig, ScoredGroup};
 use crate::reward::CompletionScore;
@@ -30,7 +32,7 @@ use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectionConfig {
-    /// K, temperature, top-p, length, seed, template, stop strings, batch size.
+    /// K, temperature, top-p, length, seed, template, the verifier, stop strings, batch size.
     pub sampling: EvalConfig,
     /// Most completions kept per prompt; `None` keeps every distinct correct one.
     pub keep_per_prompt: Option<usize>,
@@ -49,6 +51,12 @@ pub enum SftRecord {
     },
     Chat {
         messages: Vec<ChatMessage>,
+        reward: Option<f32>,
+    },
+    /// A `prompt_ids` problem: the prompt as given, the completion as text.
+    Ids {
+        prompt_ids: Vec<u32>,
+        completion: String,
         reward: Option<f32>,
     },
 }
@@ -138,19 +146,10 @@ pub fn rejection_sample(
     model: &Model,
     tokenizer: &Tokenizer,
     items: &[Item],
-    reward: &Reward,
     cfg: &RejectionConfig,
     on_kept: impl FnMut(&[SftRecord]) -> Result<()>,
 ) -> Result<RejectionSummary> {
-    rejection_sample_range(
-        model,
-        tokenizer,
-        items,
-        0..items.len(),
-        reward,
-        cfg,
-        on_kept,
-    )
+    rejection_sample_range(model, tokenizer, items, 0..items.len(), cfg, on_kept)
 }
 
 /// [`rejection_sample`] of the items in `range` only (a data-parallel rank's share; indices
@@ -160,13 +159,13 @@ pub fn rejection_sample_range(
     tokenizer: &Tokenizer,
     items: &[Item],
     range: Range<usize>,
-    reward: &Reward,
     cfg: &RejectionConfig,
     mut on_kept: impl FnMut(&[SftRecord]) -> Result<()>,
 ) -> Result<RejectionSummary> {
     if cfg.keep_per_prompt == Some(0) {
         return Err(Error::config("keep_per_prompt", "must be at least 1"));
     }
+    let reward = cfg.sampling.reward();
     let format_terms: Vec<usize> = match cfg.require_format {
         true => (reward.specs().iter().enumerate())
             .filter(|(_, s)| matches!(s, RewardSpec::Format { .. }))
@@ -180,7 +179,7 @@ pub fn rejection_sample_range(
         ..RejectionSummary::default()
     };
     let sampling = &cfg.sampling;
-    sample_and_score_range(model, tokenizer, items, range, reward, sampling, |batch| {
+    sample_and_score_range(model, tokenizer, items, range, sampling, |batch| {
         let mut records = Vec::new();
         for ScoredGroup {
             index,
@@ -221,6 +220,21 @@ fn record(
 ) -> Result<SftRecord> {
     let completion = score.text.clone();
     let reward = score.reward;
+    match &item.given {
+        Some(GivenPrompt::Ids(ids)) => {
+            return Ok(SftRecord::Ids {
+                prompt_ids: ids.clone(),
+                completion,
+                reward,
+            })
+        }
+        Some(GivenPrompt::Messages(turns)) => {
+            let mut messages = turns.clone();
+            messages.push(ChatMessage::new("assistant", completion));
+            return Ok(SftRecord::Chat { messages, reward });
+        }
+        None => {}
+    }
     Ok(match template {
         PromptTemplate::Chat => SftRecord::Chat {
             messages: vec![

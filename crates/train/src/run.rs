@@ -147,6 +147,9 @@ pub fn train(cfg: TrainConfig, opts: RunOptions) -> Result<RunSummary> {
     let device = device(cfg.device)?;
     let mut policy = load_policy(&cfg.model, &device)?;
     policy.model = policy.model.with_precision(cfg.dtype);
+    if let crate::data::Dataset::Rows { path, items } = &dataset {
+        crate::data::check_token_ids(path, items, policy.model.config().vocab_size)?;
+    }
     let (steps, output) = (cfg.steps, cfg.output.clone());
     let mut trainer = GrpoTrainer::new(cfg, policy.model, policy.tokenizer, dataset)?
         .with_collective(comm.clone());

@@ -2,7 +2,9 @@
 //! Parquet) file, in the run layout `aha train` uses ([`crate::run_dir`]).
 //!
 //! Each line (row) is `{"prompt": …, "completion": …}` (plain text: the prompt is tokenized as
-//! is and the completion follows it, then EOS) or `{"messages": [{"role", "content"}, …]}`
+//! is and the completion follows it, then EOS), `{"prompt_ids": […], "completion": …}` (the
+//! prompt's token ids as given, as `aha sample` and `aha rejection-sample` write for such
+//! prompts) or `{"messages": [{"role", "content"}, …]}`
 //! (rendered with the checkpoint's chat template; each assistant turn becomes one example whose
 //! prompt is everything before it, so the loss covers assistant tokens only), or `messages` with
 //! a `completion` (as `aha sample` writes for a chat prompt: the completion is the next assistant
@@ -45,26 +47,29 @@ struct Line {
     #[serde(default)]
     prompt: Option<String>,
     #[serde(default)]
+    prompt_ids: Option<Vec<u32>>,
+    #[serde(default)]
     completion: Option<String>,
     #[serde(default)]
     messages: Option<Vec<ChatMessage>>,
 }
 
 /// Reads and tokenizes the examples of a JSONL or Parquet file (by extension; Parquet columns
-/// `prompt` and `completion`, or `messages` as `list<struct<role, content>>`); errors name the
-/// file and line (row).
-pub fn read_examples(path: &Path, tokenizer: &Tokenizer) -> Result<Vec<Example>> {
+/// `prompt` (or `prompt_ids`) and `completion`, or `messages` as `list<struct<role, content>>`);
+/// `prompt_ids` must lie below `vocab`, the model's vocabulary. Errors name the file and line
+/// (row).
+pub fn read_examples(path: &Path, tokenizer: &Tokenizer, vocab: usize) -> Result<Vec<Example>> {
     let bad = |line: usize, message: String| Error::Data {
         path: path.into(),
         line,
         message,
     };
     let mut out = Vec::new();
-    let wanted = ["prompt", "completion", "messages"];
+    let wanted = ["prompt", "prompt_ids", "completion", "messages"];
     let (rows, columns) = read_rows(path, Columns::Only(&wanted))?;
     let has = |c: &str| columns.iter().any(|x| x == c);
     if crate::data::parquet::is_parquet(path)
-        && !(has("prompt") && has("completion") || has("messages"))
+        && !((has("prompt") || has("prompt_ids")) && has("completion") || has("messages"))
     {
         return Err(bad(
             0,
@@ -79,6 +84,15 @@ pub fn read_examples(path: &Path, tokenizer: &Tokenizer) -> Result<Vec<Example>>
         let line = row.line;
         let row: Line = serde_json::from_value(serde_json::Value::Object(row.fields))
             .map_err(|e| bad(line, e.to_string()))?;
+        if let Some(id) = (row.prompt_ids.iter().flatten()).find(|&&t| t as usize >= vocab) {
+            return Err(bad(
+                line,
+                format!(
+                    "field `prompt_ids`: token id {id} is out of range for the model's \
+                     vocabulary of {vocab}"
+                ),
+            ));
+        }
         push_examples(row, tokenizer, &mut out).map_err(|m| bad(line, m))?;
     }
     if out.is_empty() {
@@ -94,9 +108,13 @@ fn push_examples(
     out: &mut Vec<Example>,
 ) -> std::result::Result<(), String> {
     let text = |e: aha_model::Error| e.to_string();
-    match (row.prompt, row.completion, row.messages) {
-        (Some(p), Some(c), None) => {
-            let prompt_ids = tokenizer.encode(&p, true).map_err(text)?;
+    let prompt = match (row.prompt, row.prompt_ids) {
+        (Some(p), None) => Some(tokenizer.encode(&p, true).map_err(text)?),
+        (None, ids) => ids,
+        (Some(_), Some(_)) => return Err("expected `prompt` or `prompt_ids`, not both".into()),
+    };
+    match (prompt, row.completion, row.messages) {
+        (Some(prompt_ids), Some(c), None) => {
             let mut completion_ids = tokenizer.encode(&c, false).map_err(text)?;
             completion_ids.extend(tokenizer.eos_token_ids().first());
             if prompt_ids.is_empty() {
@@ -113,6 +131,7 @@ fn push_examples(
             return push_examples(
                 Line {
                     prompt: None,
+                    prompt_ids: None,
                     completion: None,
                     messages: Some(msgs),
                 },
@@ -149,7 +168,11 @@ fn push_examples(
                 return Err("`messages` has no assistant turn".into());
             }
         }
-        _ => return Err("expected {\"prompt\", \"completion\"} or {\"messages\"}".into()),
+        _ => {
+            return Err(
+                "expected {\"prompt\" or \"prompt_ids\", \"completion\"} or {\"messages\"}".into(),
+            )
+        }
     }
     Ok(())
 }
@@ -295,7 +318,7 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
         generation,
     } = load_policy(&cfg.model, &device)?;
     let model = model.with_precision(cfg.dtype);
-    let examples = read_examples(&cfg.data.path, &tokenizer)?;
+    let examples = read_examples(&cfg.data.path, &tokenizer, model.config().vocab_size)?;
     let mut trainer =
         SftTrainer::new(model, cfg.trainer_config(), cfg.steps)?.with_collective(comm.clone());
     let mut state = SftState::default();

@@ -53,9 +53,10 @@ fn sft_then_eval_scores_the_learned_task() {
         max_new_tokens: 12,
         template: template.clone(),
         prompts_per_batch: 7,
+        task: Task::Arithmetic,
         ..EvalConfig::default()
     };
-    let (s, per_item) = evaluate(trainer.model(), &tok, &items, Task::Arithmetic, &greedy).unwrap();
+    let (s, per_item) = evaluate(trainer.model(), &tok, &items, &greedy).unwrap();
     assert_eq!(s.problems, 20);
     assert!(s.pass_at_1 >= 0.9, "{s:?}");
     assert_eq!(
@@ -70,8 +71,7 @@ fn sft_then_eval_scores_the_learned_task() {
         top_p: 1.0,
         ..greedy
     };
-    let (s, per_item) =
-        evaluate(trainer.model(), &tok, &items, Task::Arithmetic, &sampled).unwrap();
+    let (s, per_item) = evaluate(trainer.model(), &tok, &items, &sampled).unwrap();
     let p: Vec<f64> = s.pass_at_k.values().copied().collect();
     assert_eq!(s.pass_at_k.keys().copied().collect::<Vec<_>>(), [1, 2, 4]);
     assert!((p[0] - s.pass_at_1).abs() < 1e-12);

@@ -106,10 +106,12 @@ fn math_zstd_large_strings_and_countdown_gzip_lists() {
         items[0],
         Item {
             problem: aha_train::data::synthetic::countdown_problem(&[3, 8, 1], 24),
+            given: None,
             answer: None,
             numbers: Some(vec![3, 8, 1]),
             target: Some(24),
             row,
+            line: 1,
         }
     );
     assert_eq!(
@@ -126,7 +128,7 @@ fn math_zstd_large_strings_and_countdown_gzip_lists() {
 #[test]
 fn sft_examples_from_pairs_and_chat_messages() {
     let (_, tok) = init_policy("tiny", 0, &Device::Cpu).unwrap();
-    let examples = read_examples(&fixture("sft.parquet"), &tok).unwrap();
+    let examples = read_examples(&fixture("sft.parquet"), &tok, tok.vocab_size()).unwrap();
     assert_eq!(examples.len(), 2);
     let eos = tok.eos_token_ids()[0];
     assert_eq!(examples[1].prompt_ids, tok.encode("Q:3+4=", true).unwrap());
@@ -136,7 +138,7 @@ fn sft_examples_from_pairs_and_chat_messages() {
 
     // Two conversations with one and two assistant turns: three examples, each completion the
     // assistant turn as the chat template renders it.
-    let examples = read_examples(&fixture("chat.parquet"), &tok).unwrap();
+    let examples = read_examples(&fixture("chat.parquet"), &tok, tok.vocab_size()).unwrap();
     assert_eq!(examples.len(), 3);
     let text = tok.decode(&examples[2].completion_ids, false).unwrap();
     assert!(text.starts_with('6'), "{text:?}");
@@ -174,7 +176,8 @@ fn errors_name_the_file_the_row_and_the_column() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("null_prompt.parquet:3:") && err.contains("`question` must be a string"),
+        err.contains("null_prompt.parquet:3:")
+            && err.contains("field `question`: expected a string"),
         "{err}"
     );
 
@@ -204,7 +207,7 @@ fn errors_name_the_file_the_row_and_the_column() {
     .to_string();
     assert!(err.contains("no column `answer`"), "{err}");
     let (_, tok) = init_policy("tiny", 0, &Device::Cpu).unwrap();
-    let err = read_examples(&fixture("gsm8k.parquet"), &tok)
+    let err = read_examples(&fixture("gsm8k.parquet"), &tok, tok.vocab_size())
         .unwrap_err()
         .to_string();
     assert!(

@@ -94,7 +94,7 @@ fn jsonl_examples_from_pairs_and_chat_messages() {
         ),
     )
     .unwrap();
-    let ex = read_examples(&p, &tok).unwrap();
+    let ex = read_examples(&p, &tok, tok.vocab_size()).unwrap();
     assert_eq!(ex.len(), 3, "one pair and two assistant turns");
     // The pair's completion ends with EOS.
     assert_eq!(ex[0].completion_ids.last(), tok.eos_token_ids().first());
@@ -108,7 +108,9 @@ fn jsonl_examples_from_pairs_and_chat_messages() {
     );
 
     std::fs::write(&p, "{\"prompt\": \"x\"}\n").unwrap();
-    let err = read_examples(&p, &tok).unwrap_err().to_string();
+    let err = read_examples(&p, &tok, tok.vocab_size())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(":1:"), "{err}");
     std::fs::remove_file(&p).unwrap();
 }

@@ -27,11 +27,6 @@ pub enum Error {
         line: usize,
         message: String,
     },
-    #[error("reading {file}: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
     /// A batch that cannot be scored as given (mismatched lengths, a term that broke its
     /// contract).
     #[error("scoring a batch: {0}")]

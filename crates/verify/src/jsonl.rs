@@ -1,20 +1,26 @@
-//! Scoring a JSONL file of completions: the library side of `aha reward`.
+//! Scoring rows of completions: the library side of `aha reward`, and the task names and
+//! options its flags (and `aha eval`'s) map onto.
 //!
-//! Input lines are `{"completion": "...", "answer": "..."}` (Countdown: `"numbers"` and
-//! `"target"` instead of, or beside, `"answer"`; the code task: `"tests"`, which a reward with a
-//! code term requires on every line); blank lines are skipped. Every field but
-//! `completion` and `prompt` is the row an external term (a reward program, a server) sees;
-//! lines are scored in batches of [`BATCH_LINES`] so such a term is called once per batch.
-//! A line may instead carry `"completions": [...]` (`aha eval --output` writes one line per
-//! problem so): each is scored with the line's other fields.
+//! Rows are `{"completion": "...", "answer": "..."}` (Countdown: `"numbers"` and `"target"`
+//! instead of, or beside, `"answer"`; the code task: `"tests"`, which a reward with a code term
+//! requires on every row). Every field but `completion` and `prompt` is the row an external
+//! term (a reward program, a server) sees; rows are scored in batches of [`BATCH_LINES`] so such
+//! a term is called once per batch. A row may instead carry `"completions": [...]` (`aha eval
+//! --output` writes one line per problem so): each is scored with the row's other fields.
 //! Output lines are `{"reward": float|null, "correct": bool|null, "components": {...}}`, one per
-//! completion, in order. A malformed line is an error naming the file and 1-based line, raised
-//! before its output is written; nothing is skipped silently. No CLI parsing happens here.
+//! completion, in order.
+//!
+//! Files are not read here: the CLI reads them with `aha_train::data::rows`, the reader every
+//! command shares (JSONL or Parquet, lines numbered as an editor does), and hands over each row
+//! with its line number; this crate sits below aha-train and cannot call it. Every row is checked
+//! before any is scored, so a malformed one (named by file and line) stops the command before a
+//! reward program or server is called; nothing is skipped silently.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::batch::RewardInput;
 use crate::code::{parse_tests, CodeConfig};
@@ -52,8 +58,10 @@ impl FromStr for Task {
 }
 
 /// The verifier options a `[[reward]]` table takes, for building a task's reward elsewhere
-/// (`aha reward`, `aha eval` flags). Each applies to the terms that have it.
-#[derive(Clone, Debug, PartialEq)]
+/// (`aha reward`, `aha eval` flags). Each applies to the terms that have it; the defaults are
+/// those of a `[[reward]]` table that leaves the option out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TaskOptions {
     /// How the answer is found (math, countdown).
     pub extract: ExtractConfig,
@@ -80,15 +88,6 @@ impl Task {
     /// The task's reward with default options; see [`Task::reward_with`].
     pub fn reward(self) -> Reward {
         self.reward_with(&TaskOptions::default())
-    }
-
-    /// The task's reward with every think-block rule set to `think` (`None`: the task's own,
-    /// see [`Task::reward`]); `Prefilled` for prompts that end with `<think>`.
-    pub fn reward_with_think(self, think: Option<ThinkRule>) -> Reward {
-        self.reward_with(&TaskOptions {
-            think,
-            ..TaskOptions::default()
-        })
     }
 
     /// The task's reward: its accuracy term with weight 1 (the reward is 1 only for a correct
@@ -160,18 +159,13 @@ struct InputLine {
     numbers: Option<Vec<i64>>,
     target: Option<i64>,
     /// Every field but `completion` and `prompt`, for external terms.
-    row: serde_json::Map<String, serde_json::Value>,
+    row: Map<String, Value>,
 }
 
 impl InputLine {
-    /// The completions of one input line: its `completion`, or each of its `completions` (the
-    /// per-problem lines of `aha eval --output`), with the line's other fields.
-    fn parse_all(line: &str) -> Result<Vec<InputLine>, String> {
-        use serde_json::Value;
-        let mut row = match serde_json::from_str(line).map_err(|e| e.to_string())? {
-            Value::Object(m) => m,
-            _ => return Err("expected a JSON object".into()),
-        };
+    /// The completions of one input row: its `completion`, or each of its `completions` (the
+    /// per-problem lines of `aha eval --output`), with the row's other fields.
+    fn parse_all(mut row: Map<String, Value>) -> Result<Vec<InputLine>, String> {
         match (row.contains_key("completion"), row.remove("completions")) {
             (false, Some(Value::Array(all))) => all
                 .into_iter()
@@ -194,8 +188,7 @@ impl InputLine {
         }
     }
 
-    fn parse(mut row: serde_json::Map<String, serde_json::Value>) -> Result<InputLine, String> {
-        use serde_json::Value;
+    fn parse(mut row: Map<String, Value>) -> Result<InputLine, String> {
         let completion = match row.remove("completion") {
             Some(Value::String(s)) => s,
             Some(other) => return Err(format!("\"completion\" must be a string, got {other}")),
@@ -256,29 +249,13 @@ impl Serialize for Components<'_> {
     }
 }
 
-/// Scores every line of `input` with the task's default reward; see [`score_jsonl_with`].
-pub fn score_jsonl(
-    task: Task,
-    input: impl BufRead,
-    input_name: &str,
-    output: impl Write,
-) -> Result<Summary, Error> {
-    score_lines(&task.reward(), input, input_name, output)
-}
-
-/// Scores every line of `input` with `reward`, writing one JSON line per input line.
-pub fn score_jsonl_with(
+/// Scores `rows` (each with its 1-based line in `input_name`) with `reward`, writing one JSON
+/// line per completion to `output`. Every row is checked first: a malformed one is an error
+/// naming `input_name` and its line, and nothing is scored. A row without the reference a
+/// verifier needs is scored null, not refused.
+pub fn score_rows(
     reward: &Reward,
-    input: impl BufRead,
-    input_name: &str,
-    output: impl Write,
-) -> Result<Summary, Error> {
-    score_lines(reward, input, input_name, output)
-}
-
-fn score_lines(
-    reward: &Reward,
-    input: impl BufRead,
+    rows: impl IntoIterator<Item = (usize, Map<String, Value>)>,
     input_name: &str,
     mut output: impl Write,
 ) -> Result<Summary, Error> {
@@ -287,17 +264,34 @@ fn score_lines(
         .specs()
         .iter()
         .any(|s| matches!(s, RewardSpec::Code(_)));
+    let mut lines = Vec::new();
+    for (line, row) in rows {
+        let at = |message: String| Error::Line {
+            file: input_name.to_string(),
+            line,
+            message,
+        };
+        let parsed = InputLine::parse_all(row).map_err(at)?;
+        if need_tests {
+            if let Some(message) = parsed
+                .iter()
+                .find_map(|r| parse_tests(r.row.get("tests")).err())
+            {
+                return Err(at(message));
+            }
+        }
+        lines.extend(parsed);
+    }
     let mut sum = Summary::default();
     let mut total = 0.0f64;
-    let mut batch: Vec<InputLine> = Vec::with_capacity(BATCH_LINES);
-    let mut flush = |batch: &mut Vec<InputLine>, output: &mut dyn Write| -> Result<(), Error> {
+    for batch in lines.chunks(BATCH_LINES) {
         for scored in score_batch(reward, batch)? {
             let out = OutputLine {
                 reward: scored.reward,
                 correct: scored.correct,
                 components: Components(reward.names(), &scored.components),
             };
-            serde_json::to_writer(&mut *output, &out).map_err(|e| Error::Write(e.into()))?;
+            serde_json::to_writer(&mut output, &out).map_err(|e| Error::Write(e.into()))?;
             output.write_all(b"\n").map_err(Error::Write)?;
             sum.lines += 1;
             if let Some(r) = scored.reward {
@@ -309,54 +303,7 @@ fn score_lines(
                 sum.correct += usize::from(c);
             }
         }
-        batch.clear();
-        Ok(())
-    };
-    for (i, line) in input.lines().enumerate() {
-        let at = |message: String| Error::Line {
-            file: input_name.to_string(),
-            line: i + 1,
-            message,
-        };
-        let parsed = line
-            .map_err(|source| Error::Read {
-                file: input_name.to_string(),
-                source,
-            })
-            // A line without the reference a verifier needs is scored null, not refused.
-            .and_then(|line| match line.trim().is_empty() {
-                true => Ok(None),
-                false => InputLine::parse_all(&line).map(Some).map_err(at),
-            })
-            .and_then(|rows| match rows {
-                Some(rows) if need_tests => match rows
-                    .iter()
-                    .find_map(|r| parse_tests(r.row.get("tests")).err())
-                {
-                    None => Ok(Some(rows)),
-                    Some(message) => Err(at(message)),
-                },
-                rows => Ok(rows),
-            });
-        match parsed {
-            Ok(None) => {}
-            Ok(Some(rows)) => {
-                for row in rows {
-                    batch.push(row);
-                    if batch.len() == BATCH_LINES {
-                        flush(&mut batch, &mut output)?;
-                    }
-                }
-            }
-            Err(e) => {
-                // The lines before the bad one are scored and written first.
-                flush(&mut batch, &mut output)?;
-                output.flush().map_err(Error::Write)?;
-                return Err(e);
-            }
-        }
     }
-    flush(&mut batch, &mut output)?;
     output.flush().map_err(Error::Write)?;
     sum.mean_reward = (sum.judged > 0).then(|| total / sum.judged as f64);
     sum.reports = reward.reports();
@@ -387,10 +334,39 @@ fn score_batch(reward: &Reward, batch: &[InputLine]) -> Result<Vec<crate::Scored
 mod tests {
     use super::*;
 
+    /// Scores JSONL text (the CLI reads files with aha_train's row reader; blank lines count).
     fn run(task: Task, input: &str) -> Result<(Summary, String), Error> {
+        let rows = (input.lines().enumerate())
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i + 1, serde_json::from_str(l).unwrap()));
         let mut out = Vec::new();
-        let s = score_jsonl(task, input.as_bytes(), "c.jsonl", &mut out)?;
+        let s = score_rows(&task.reward(), rows, "c.jsonl", &mut out)?;
         Ok((s, String::from_utf8(out).unwrap()))
+    }
+
+    #[test]
+    fn task_options_default_to_what_a_reward_table_leaves_out() {
+        let d = TaskOptions::default();
+        let table = |t: &str| serde_json::from_str::<RewardSpec>(t).unwrap();
+        assert_eq!(
+            table(r#"{"kind": "math", "weight": 1.0}"#),
+            RewardSpec::Math {
+                weight: 1.0,
+                extract: d.extract.clone(),
+                rel_tol: d.rel_tol
+            }
+        );
+        assert_eq!(
+            table(r#"{"kind": "countdown", "weight": 1.0}"#),
+            RewardSpec::Countdown {
+                weight: 1.0,
+                use_all: d.use_all,
+                extract: d.extract.clone()
+            }
+        );
+        let opts: TaskOptions = serde_json::from_str(r#"{"extract": "lenient"}"#).unwrap();
+        assert_eq!(opts.extract, ExtractConfig::lenient());
+        assert_eq!((opts.rel_tol, opts.use_all), (d.rel_tol, d.use_all));
     }
 
     #[test]
@@ -436,9 +412,23 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let bad = "{\"completion\": \"x\", \"answer\": \"1\"}\n{not json\n";
+        let bad = "{\"completion\": \"x\", \"answer\": \"1\"}\n\n{\"completion\": 5}\n";
+        let mut out = Vec::new();
+        let rows = [
+            (
+                1,
+                serde_json::json!({"completion": "<answer>1</answer>", "answer": "1"}),
+            ),
+            (3, serde_json::json!({"completion": 5})),
+        ]
+        .map(|(l, v)| (l, v.as_object().unwrap().clone()));
+        let msg = score_rows(&Task::Math.reward(), rows, "c.jsonl", &mut out)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(msg, "c.jsonl:3: \"completion\" must be a string, got 5");
+        assert!(out.is_empty(), "every row is checked before any is scored");
         let msg = run(Task::Math, bad).unwrap_err().to_string();
-        assert!(msg.starts_with("c.jsonl:2: "), "{msg}");
+        assert!(msg.starts_with("c.jsonl:3: "), "{msg}");
         // A line without the task's reference is not judged (null), and the next one is.
         let missing =
             "\n{\"completion\": \"x\"}\n{\"completion\": \"<answer>1</answer>\", \"answer\": 1}";

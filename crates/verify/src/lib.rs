@@ -75,7 +75,7 @@ pub use extract::{
 };
 pub use format::{format_reward, split_blocks, Blocks, ThinkRule};
 pub use http::HttpReward;
-pub use jsonl::{score_jsonl, score_jsonl_with, Summary, Task, TaskOptions};
+pub use jsonl::{score_rows, Summary, Task, TaskOptions};
 pub use language::{language_reward, Script};
 pub use math::{equivalent, equivalent_with, DEFAULT_REL_TOL};
 pub use rational::Ratio;

@@ -465,6 +465,18 @@ fn reward_term_from_config_scores_a_batch_by_row() {
     assert!(toml::from_str::<Cfg>("[[reward]]\nkind = \"code\"\nweight = 1\ntimeout = 1").is_err());
 }
 
+/// Scores JSONL text as `aha reward` does after reading it (blank lines counted).
+fn score_text(
+    task: aha_verify::Task,
+    input: &str,
+    out: &mut Vec<u8>,
+) -> Result<aha_verify::Summary, aha_verify::Error> {
+    let rows = (input.lines().enumerate())
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, serde_json::from_str(l).unwrap()));
+    aha_verify::score_rows(&task.reward(), rows, "c.jsonl", out)
+}
+
 #[test]
 fn code_task_scores_jsonl_and_names_missing_tests() {
     let tests = r#"[{"input": "4 5", "output": "9"}]"#;
@@ -473,13 +485,7 @@ fn code_task_scores_jsonl_and_names_missing_tests() {
         "{{\"completion\": \"{good}\", \"tests\": {tests}}}\n\n{{\"completion\": \"x\", \"tests\": {tests}}}\n"
     );
     let mut out = Vec::new();
-    let sum = aha_verify::score_jsonl(
-        aha_verify::Task::Code,
-        input.as_bytes(),
-        "c.jsonl",
-        &mut out,
-    )
-    .unwrap();
+    let sum = score_text(aha_verify::Task::Code, &input, &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert_eq!(
         (sum.lines, sum.correct, sum.correct_judged),
@@ -494,13 +500,8 @@ fn code_task_scores_jsonl_and_names_missing_tests() {
         "{out}"
     );
     let missing = "{\"completion\": \"x\", \"answer\": \"1\"}\n";
-    let err = aha_verify::score_jsonl(
-        aha_verify::Task::Code,
-        missing.as_bytes(),
-        "c.jsonl",
-        Vec::new(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = score_text(aha_verify::Task::Code, missing, &mut Vec::new())
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "c.jsonl:1: missing field \"tests\"");
 }

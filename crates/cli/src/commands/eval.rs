@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aha_train::collective::Collective;
-use aha_train::data::{read_items, MissingAnswer, Needs};
-use aha_train::eval::{evaluate_on, EvalConfig};
+use aha_train::data::{check_token_ids, read_items, MissingAnswer, Needs};
+use aha_train::eval::evaluate_on;
 use anyhow::Context;
 
 use crate::args::{
-    check_output, open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs, TemplateArgs,
-    VerifierArgs,
+    check_output, eval_config, open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs,
+    TemplateArgs, VerifierArgs,
 };
 
 #[derive(clap::Args, Debug)]
@@ -26,8 +26,9 @@ pub struct Args {
     pub model: PathBuf,
     #[command(flatten)]
     pub verifier: VerifierArgs,
-    /// Problems, one JSON object per line with `prompt` and `answer` (Countdown: `numbers`
-    /// and `target`), or a Parquet file (`.parquet`) with those columns.
+    /// Problems, one JSON object per line with a prompt (`prompt` text, `prompt_ids` or
+    /// `messages`, as `aha sample` reads them) and `answer` (Countdown: `numbers` and `target`),
+    /// or a Parquet file (`.parquet`) with those columns.
     #[arg(long)]
     pub input: PathBuf,
     #[command(flatten)]
@@ -50,21 +51,8 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     if world.rank() == 0 {
         check_output(args.output.as_deref())?;
     }
-    let task = args.verifier.task();
-    let sa = args.sampling;
-    let cfg = EvalConfig {
-        k: sa.k,
-        temperature: sa.temperature,
-        top_p: sa.top_p,
-        top_k: sa.top_k,
-        max_new_tokens: sa.max_new_tokens,
-        seed: sa.seed,
-        template: args.template.template,
-        think: args.verifier.think.rule(),
-        stop_strings: sa.stop,
-        prompts_per_batch: args.batch.batch_size,
-    };
-    let needs = Needs::of(&args.verifier.reward());
+    let cfg = eval_config(args.sampling, &args.template, &args.verifier, &args.batch);
+    let needs = Needs::of(&cfg.reward());
     let (items, _) = read_items(
         &args.input,
         &args.fields.fields(),
@@ -76,8 +64,8 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let model = args.device.prepare(model);
     let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
-    let Some((summary, results)) = evaluate_on(&model, &tokenizer, &items, task, &cfg, &*world)?
-    else {
+    check_token_ids(&args.input, &items, model.config().vocab_size)?;
+    let Some((summary, results)) = evaluate_on(&model, &tokenizer, &items, &cfg, &*world)? else {
         return Ok(());
     };
     if let Some(path) = &args.output {

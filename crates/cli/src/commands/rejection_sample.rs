@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aha_train::collective::{gather_json, shard, Collective};
-use aha_train::data::{read_items, MissingAnswer, Needs};
-use aha_train::eval::EvalConfig;
+use aha_train::data::{check_token_ids, read_items, MissingAnswer, Needs};
 use aha_train::rejection::{
     rejection_sample, rejection_sample_range, RejectionConfig, RejectionSummary, SftRecord,
 };
@@ -17,8 +16,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{
-    check_output, open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs, TemplateArgs,
-    VerifierArgs,
+    check_output, eval_config, open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs,
+    TemplateArgs, VerifierArgs,
 };
 
 #[derive(clap::Args, Debug)]
@@ -27,8 +26,9 @@ use crate::args::{
 #[command(mut_arg("batch_size", |a| a.default_value("16")))]
 #[command(after_help = "\
 Output lines: {\"prompt\": <the rendered prompt>, \"completion\", \"reward\"}, or with --template
-chat {\"messages\": [user turn, assistant turn], \"reward\"}; point an SFT config's `data` at the
-file. A completion is kept when it is correct, well-formed where the task has a format rule
+chat {\"messages\": [user turn, assistant turn], \"reward\"}; a `messages` problem gets its turns
+and the assistant's, a `prompt_ids` problem {\"prompt_ids\", \"completion\", \"reward\"}. Point an
+SFT config's `data` at the file. A completion is kept when it is correct, well-formed where the task has a format rule
 (math, countdown; see --ignore-format), ended by EOS or a stop string rather than the length
 limit, and not a repeat of one already kept for its problem.")]
 pub struct Args {
@@ -37,8 +37,9 @@ pub struct Args {
     model: PathBuf,
     #[command(flatten)]
     verifier: VerifierArgs,
-    /// Problems: JSONL, or Parquet (`.parquet`), with a prompt and an answer (Countdown: numbers
-    /// and target) per row.
+    /// Problems: JSONL, or Parquet (`.parquet`), with a prompt (`prompt` text, `prompt_ids` or
+    /// `messages`, as `aha sample` reads them) and an answer (Countdown: numbers and target) per
+    /// row.
     #[arg(long)]
     input: PathBuf,
     /// Where the SFT JSONL goes.
@@ -67,24 +68,12 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     if world.rank() == 0 {
         check_output(Some(&args.output))?;
     }
-    let sa = args.sampling;
     let cfg = RejectionConfig {
-        sampling: EvalConfig {
-            k: sa.k,
-            temperature: sa.temperature,
-            top_p: sa.top_p,
-            top_k: sa.top_k,
-            max_new_tokens: sa.max_new_tokens,
-            seed: sa.seed,
-            template: args.template.template,
-            think: args.verifier.think.rule(),
-            stop_strings: sa.stop,
-            prompts_per_batch: args.batch.batch_size,
-        },
+        sampling: eval_config(args.sampling, &args.template, &args.verifier, &args.batch),
         keep_per_prompt: args.keep_per_prompt,
         require_format: !args.ignore_format,
     };
-    let needs = Needs::of(&args.verifier.reward());
+    let needs = Needs::of(&cfg.sampling.reward());
     let (items, _) = read_items(
         &args.input,
         &args.fields.fields(),
@@ -97,22 +86,14 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let model = args.device.prepare(model);
     let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
+    check_token_ids(&args.input, &items, model.config().vocab_size)?;
     if world.size() > 1 {
-        let reward = args.verifier.reward();
         let range = shard(items.len(), world.rank(), world.size());
         let mut kept: Vec<SftRecord> = Vec::new();
-        let mine = rejection_sample_range(
-            &model,
-            &tokenizer,
-            &items,
-            range,
-            &reward,
-            &cfg,
-            |records| {
-                kept.extend_from_slice(records);
-                Ok(())
-            },
-        )?;
+        let mine = rejection_sample_range(&model, &tokenizer, &items, range, &cfg, |records| {
+            kept.extend_from_slice(records);
+            Ok(())
+        })?;
         return write_gathered(&*world, path, (kept, mine));
     }
     let (_, mut out) = open_output(Some(path))?;
@@ -123,26 +104,19 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     let mut written = 0usize;
-    let summary = rejection_sample(
-        &model,
-        &tokenizer,
-        &items,
-        &args.verifier.reward(),
-        &cfg,
-        |records| {
-            let write = |out: &mut std::io::BufWriter<Box<dyn Write>>| -> std::io::Result<()> {
-                for r in records {
-                    serde_json::to_writer(&mut *out, r)?;
-                    out.write_all(b"\n")?;
-                }
-                out.flush()
-            };
-            write(&mut out).map_err(|e| aha_train::Error::io(path, e))?;
-            written += records.len();
-            bar.inc(cfg.sampling.prompts_per_batch as u64);
-            Ok(())
-        },
-    )
+    let summary = rejection_sample(&model, &tokenizer, &items, &cfg, |records| {
+        let write = |out: &mut std::io::BufWriter<Box<dyn Write>>| -> std::io::Result<()> {
+            for r in records {
+                serde_json::to_writer(&mut *out, r)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()
+        };
+        write(&mut out).map_err(|e| aha_train::Error::io(path, e))?;
+        written += records.len();
+        bar.inc(cfg.sampling.prompts_per_batch as u64);
+        Ok(())
+    })
     .with_context(|| {
         format!(
             "rejection sampling stopped; the first {written} lines of {} are complete",

@@ -1,17 +1,18 @@
-//! `aha reward`: score a JSONL file of completions with rule-based verifiers, a reward program
-//! (`--command`) or a reward server (`--url`).
+//! `aha reward`: score a JSONL or Parquet file of completions with rule-based verifiers, a reward
+//! program (`--command`) or a reward server (`--url`). Rows are read by the reader every command
+//! shares (`aha_train::data::rows`); aha-verify scores them.
 
-use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
+use aha_train::data::rows::{read_rows, Columns};
 use anyhow::Context;
 
-use crate::args::{open_output, TaskName, ThinkArgs};
+use crate::args::{check_output, open_output, TaskName, VerifierOptions};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Input lines: {\"completion\": \"...\", \"answer\": \"...\"} (countdown: \"numbers\" and \"target\";
+Input rows (JSONL, or Parquet by extension): {\"completion\": \"...\", \"answer\": \"...\"} (countdown: \"numbers\" and \"target\";
 code: \"tests\": [{\"input\": stdin, \"output\": expected stdout}, ...]), as
 `aha sample` writes them, or {\"completions\": [...], \"answer\"} as `aha eval --output` does.
 Output lines, one per completion, in input order:
@@ -25,7 +26,7 @@ pub struct Args {
     #[arg(long, value_enum, required_unless_present_any = ["command", "url"])]
     task: Option<TaskName>,
     #[command(flatten)]
-    think: ThinkArgs,
+    options: VerifierOptions,
     /// A reward program, started once and sent one JSON line per completion, e.g.
     /// "python3 my_reward.py" (split like a shell command line).
     #[arg(long)]
@@ -37,7 +38,7 @@ pub struct Args {
     /// Seconds the reward program or server may take to answer one batch.
     #[arg(long, default_value_t = 60.0)]
     timeout_s: f64,
-    /// JSONL file of completions.
+    /// Completions: JSONL, or Parquet (`.parquet`).
     #[arg(long)]
     input: PathBuf,
     /// Where to write the scored lines (default: stdout).
@@ -46,6 +47,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    check_output(args.output.as_deref())?;
     let task = args.task.map(aha_verify::Task::from);
     let mut external = Vec::new();
     if let Some(line) = &args.command {
@@ -69,15 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             backoff_s: 0.5,
         });
     }
-    let input =
-        File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
-    let (_, mut out) = open_output(args.output.as_deref())?;
+    let (rows, _) = read_rows(&args.input, Columns::All)?;
     let name = args.input.display().to_string();
-    let think = args.think.rule();
-    let mut specs = task.map_or(Vec::new(), |t| t.reward_with_think(think).specs().to_vec());
+    let options = args.options.task_options();
+    let mut specs = task.map_or(Vec::new(), |t| t.reward_with(&options).specs().to_vec());
     specs.extend(external);
     let reward = aha_verify::Reward::new(specs)?;
-    let summary = aha_verify::score_jsonl_with(&reward, BufReader::new(input), &name, &mut out)
+    let (_, mut out) = open_output(args.output.as_deref())?;
+    let rows = rows.into_iter().map(|r| (r.line, r.fields));
+    let summary = aha_verify::score_rows(&reward, rows, &name, &mut out)
         .with_context(|| format!("scoring {name} (lines before the failing batch were written)"))?;
     out.flush().context("writing the scored lines")?;
     let accuracy = match summary.correct_judged {

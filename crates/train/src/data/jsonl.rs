@@ -1,6 +1,8 @@
 //! Reading a JSONL prompt dataset: one object per line with configurable field names.
 //!
-//! The prompt field must be a string; the answer may be a string or a number; Countdown rows
+//! The prompt is the text field (a string), `prompt_ids` (token ids) or `messages` (chat turns),
+//! exactly one of them, as `aha sample` reads prompts ([`Prompt::from_row`]); the answer may be a
+//! string or a number; Countdown rows
 //! carry an array of integers and an integer target (and may then omit the prompt: the problem
 //! text is the built-in Countdown one). A row with no reference at all (no answer, no
 //! numbers+target) — or without what the task needs, see [`Needs`] — is an error naming the file
@@ -11,7 +13,8 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::data::rows::{read_rows, Columns};
-use crate::data::{items_from_rows, synthetic, Fields, Item, MissingAnswer, Needs};
+use crate::data::{items_from_rows, synthetic, Fields, GivenPrompt, Item, MissingAnswer, Needs};
+use crate::engine::Prompt;
 use crate::Result;
 
 pub fn read_items(
@@ -26,15 +29,18 @@ pub fn read_items(
 
 /// One row as an item; `Err` for a malformed or missing field.
 pub fn row_item(row: &Map<String, Value>, fields: &Fields) -> std::result::Result<Item, String> {
-    let problem = match row.get(&fields.prompt) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => {
-            return Err(format!(
-                "field `{}` must be a string, got {other}",
-                fields.prompt
-            ))
-        }
-        None => None,
+    let forms = [fields.prompt.as_str(), "prompt_ids", "messages"];
+    let (problem, given) = match forms.iter().any(|f| row.contains_key(*f)) {
+        false => (None, None),
+        true => match Prompt::from_row(row, &fields.prompt).map_err(|e| e.to_string())? {
+            Prompt::Text(text) => (Some(text), None),
+            Prompt::Ids(ids) => (Some(String::new()), Some(GivenPrompt::Ids(ids))),
+            Prompt::Messages(turns) => {
+                let last_user = turns.iter().rev().find(|m| m.role == "user");
+                let problem = last_user.map_or_else(String::new, |m| m.content.clone());
+                (Some(problem), Some(GivenPrompt::Messages(turns)))
+            }
+        },
     };
     let answer = match row.get(&fields.answer) {
         None | Some(Value::Null) => None,
@@ -75,7 +81,12 @@ pub fn row_item(row: &Map<String, Value>, fields: &Fields) -> std::result::Resul
     let problem = match (problem, &numbers, target) {
         (Some(p), _, _) => p,
         (None, Some(n), Some(t)) => synthetic::countdown_problem(n, t),
-        (None, _, _) => return Err(format!("missing field `{}`", fields.prompt)),
+        (None, _, _) => {
+            return Err(format!(
+                "missing field `{}` (or `prompt_ids`, or `messages`)",
+                fields.prompt
+            ))
+        }
     };
     // The code reward's test cases: checked here so a bad one names its file and line.
     if let Some(tests) = row.get("tests") {
@@ -85,10 +96,12 @@ pub fn row_item(row: &Map<String, Value>, fields: &Fields) -> std::result::Resul
     rest.remove(&fields.prompt);
     Ok(Item {
         problem,
+        given,
         answer,
         numbers,
         target,
         row: rest,
+        line: 0,
     })
 }
 
@@ -144,7 +157,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("bad.jsonl:1") && err.contains("`q` must be a string"),
+            err.contains("bad.jsonl:1") && err.contains("field `q`: expected a string"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn prompts_may_be_token_ids_or_messages_as_sample_reads_them() {
+        let f = Fields::default();
+        let p = write(
+            "forms.jsonl",
+            "{\"prompt_ids\": [5, 6], \"answer\": 1}\n\
+             {\"messages\": [{\"role\": \"system\", \"content\": \"s\"}, \
+             {\"role\": \"user\", \"content\": \"1+2\"}], \"answer\": 3}\n",
+        );
+        let (items, _) = read_items(&p, &f, MissingAnswer::Error, Needs::Answer).unwrap();
+        assert_eq!(items[0].given, Some(GivenPrompt::Ids(vec![5, 6])));
+        assert_eq!((items[0].line, items[1].line), (1, 2));
+        assert_eq!(items[1].problem, "1+2");
+        assert!(matches!(&items[1].given, Some(GivenPrompt::Messages(m)) if m.len() == 2));
+        let p = write(
+            "forms_bad.jsonl",
+            "{\"prompt\": \"a\", \"answer\": 1}\n{\"prompt_ids\": [1, -2], \"answer\": 1}\n",
+        );
+        let err = read_items(&p, &f, MissingAnswer::Error, Needs::Answer)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("forms_bad.jsonl:2: field `prompt_ids`: element 1"),
+            "{err}"
+        );
+        let p = write(
+            "forms_two.jsonl",
+            "{\"prompt\": \"a\", \"prompt_ids\": [1], \"answer\": 1}\n",
+        );
+        let err = read_items(&p, &f, MissingAnswer::Error, Needs::Answer)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("forms_two.jsonl:1: expected exactly one of"),
             "{err}"
         );
     }

@@ -15,6 +15,7 @@ pub mod template;
 
 use std::path::PathBuf;
 
+use aha_model::tokenizer::ChatMessage;
 use aha_verify::{Reference, Reward, RewardSpec, Task};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -26,12 +27,17 @@ pub use template::PromptTemplate;
 
 use crate::{Error, Result};
 
-/// One problem: the text the template wraps, and what its completions are judged against.
-/// Built-in verifiers read the typed fields; external rewards (a user's program or server)
-/// get `row`, the dataset row's every field but the prompt.
+/// One problem: the text the template wraps (or a prompt the row gives ready-made), and what
+/// its completions are judged against. Built-in verifiers read the typed fields; external
+/// rewards (a user's program or server) get `row`, the dataset row's every field but the prompt
+/// text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
+    /// The problem text; for a `messages` row the last user turn, for a `prompt_ids` row empty.
     pub problem: String,
+    /// A `prompt_ids` or `messages` prompt, used as given instead of the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given: Option<GivenPrompt>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
     /// Countdown: the numbers to use.
@@ -43,6 +49,18 @@ pub struct Item {
     /// The row's fields other than the prompt (answer, tests, ids, …), as read.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub row: Map<String, Value>,
+    /// The 1-based line (row) of the file it was read from; 0 for an item made in code.
+    #[serde(skip)]
+    pub line: usize,
+}
+
+/// A prompt a row gives ready-made, as `aha sample` accepts it: token ids, or chat messages
+/// rendered with the checkpoint's chat template and its generation prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GivenPrompt {
+    Ids(Vec<u32>),
+    Messages(Vec<ChatMessage>),
 }
 
 impl Item {
@@ -67,10 +85,12 @@ impl Item {
         }
         Item {
             problem,
+            given: None,
             answer,
             numbers,
             target,
             row,
+            line: 0,
         }
     }
 
@@ -370,7 +390,8 @@ pub fn items_from_rows(
     let mut items = Vec::with_capacity(rows.len());
     let mut skipped = 0;
     for row in rows {
-        let item = jsonl::row_item(&row.fields, fields).map_err(|m| row.error(path, m))?;
+        let mut item = jsonl::row_item(&row.fields, fields).map_err(|m| row.error(path, m))?;
+        item.line = row.line;
         match (needs.lacks(&item, fields), missing) {
             (None, _) => items.push(item),
             (Some(_), MissingAnswer::Skip) => skipped += 1,
@@ -378,6 +399,27 @@ pub fn items_from_rows(
         }
     }
     Ok((items, skipped))
+}
+
+/// Checks the token ids of `prompt_ids` rows against the model's vocabulary before any compute;
+/// the error names the file, line and field.
+pub fn check_token_ids(path: &std::path::Path, items: &[Item], vocab: usize) -> Result<()> {
+    for item in items {
+        let Some(GivenPrompt::Ids(ids)) = &item.given else {
+            continue;
+        };
+        if let Some(bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::Data {
+                path: path.into(),
+                line: item.line,
+                message: format!(
+                    "field `prompt_ids`: token id {bad} is out of range for the model's \
+                     vocabulary of {vocab}"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An opened source.

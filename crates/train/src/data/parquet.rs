@@ -176,8 +176,9 @@ fn to_json(field: &Field) -> std::result::Result<Value, String> {
 }
 
 /// GRPO / eval problems from a Parquet file, judged as JSONL rows are (see
-/// [`crate::data::items_from_rows`]). The file needs the prompt column, or both Countdown
-/// columns (numbers, target; the prompt is then the built-in Countdown one).
+/// [`crate::data::items_from_rows`]). The file needs the prompt column, `prompt_ids` or
+/// `messages`, or both Countdown columns (numbers, target; the prompt is then the built-in
+/// Countdown one).
 pub fn read_items(
     path: &Path,
     fields: &Fields,
@@ -192,8 +193,15 @@ pub fn read_items(
     ];
     let table = read_all_rows(path, &wanted)?;
     let countdown = table.has(&fields.numbers) && table.has(&fields.target);
-    if !table.has(&fields.prompt) && !countdown {
-        return Err(table.missing(path, &format!("no column `{}`", fields.prompt)));
+    let prompt = [fields.prompt.as_str(), "prompt_ids", "messages"];
+    if !prompt.iter().any(|c| table.has(c)) && !countdown {
+        return Err(table.missing(
+            path,
+            &format!(
+                "no column `{}` (nor `prompt_ids`, `messages`)",
+                fields.prompt
+            ),
+        ));
     }
     if let Some(what) = needs.missing_columns(&table, fields) {
         return Err(table.missing(path, &what));

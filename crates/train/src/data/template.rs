@@ -2,12 +2,14 @@
 //!
 //! `r1_zero` is DeepSeek-R1-Zero's template (arXiv:2501.12948, Table 1), `chat` renders a user
 //! turn with the checkpoint's own chat template, `format` substitutes `{prompt}` (and, for
-//! Countdown, `{numbers}` and `{target}`) into a string. `raw` is the problem text as is.
+//! Countdown, `{numbers}` and `{target}`) into a string. `raw` is the problem text as is. A
+//! prompt the row gives ready-made (`prompt_ids`, `messages`: [`GivenPrompt`]) is used as given
+//! under every template.
 
 use aha_model::tokenizer::{ChatMessage, Tokenizer};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Item;
+use crate::data::{GivenPrompt, Item};
 use crate::{Error, Result};
 
 pub const R1_ZERO_TEMPLATE: &str = "A conversation between User and Assistant. The user asks a \
@@ -40,6 +42,13 @@ impl PromptTemplate {
 
     /// The prompt text for `item`.
     pub fn render(&self, item: &Item, tokenizer: &Tokenizer) -> Result<String> {
+        match &item.given {
+            Some(GivenPrompt::Ids(ids)) => return Ok(tokenizer.decode(ids, false)?),
+            Some(GivenPrompt::Messages(turns)) => {
+                return Ok(tokenizer.apply_chat_template(turns, true)?)
+            }
+            None => {}
+        }
         let fill = |f: &str| {
             let mut s = f.replace("{prompt}", &item.problem);
             if let Some(n) = &item.numbers {
@@ -62,13 +71,23 @@ impl PromptTemplate {
     /// Token ids of the rendered prompt. Chat output already holds its special tokens; other
     /// templates get the tokenizer's own (e.g. a BOS).
     pub fn encode(&self, item: &Item, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
-        let text = self.render(item, tokenizer)?;
-        let special = !matches!(self, PromptTemplate::Chat);
-        let ids = tokenizer.encode(&text, special)?;
+        let (ids, text) = match &item.given {
+            Some(GivenPrompt::Ids(ids)) => (ids.clone(), String::new()),
+            // Chat output holds its special tokens already, as for the chat template.
+            Some(GivenPrompt::Messages(_)) => {
+                let text = self.render(item, tokenizer)?;
+                (tokenizer.encode(&text, false)?, text)
+            }
+            None => {
+                let text = self.render(item, tokenizer)?;
+                let special = !matches!(self, PromptTemplate::Chat);
+                (tokenizer.encode(&text, special)?, text)
+            }
+        };
         if ids.is_empty() {
             return Err(Error::Data {
                 path: "<prompt>".into(),
-                line: 0,
+                line: item.line,
                 message: format!("prompt `{text}` encodes to no tokens"),
             });
         }
