@@ -1,7 +1,7 @@
 //! The run layout of `aha train` and `aha sft`, through the binary: resume (exact, and refused
 //! when it would lose or mix work), checkpoint retention and cleanup, a graceful stop on
-//! SIGINT/SIGTERM (a second signal stops at once), generation_config.json kept, per-step lines on a pipe, TensorBoard events,
-//! and where relative paths start.
+//! SIGINT/SIGTERM (a second signal stops at once), generation_config.json kept, per-step lines
+//! on a pipe, TensorBoard events, and where relative paths start.
 
 mod common;
 
