@@ -215,6 +215,18 @@ fn verifier_options_are_the_reward_tables() {
         [json!(1.0)]
     );
 
+    // A prompt that ends with `<think>`: the completion opens inside the think block.
+    let prefilled = write(
+        &dir,
+        "prefilled.jsonl",
+        "{\"completion\": \"2+2 is 4</think><answer>4</answer>\"}\n",
+    );
+    assert_eq!(rewards(&["--task", "format"], &prefilled), [json!(0.0)]);
+    assert_eq!(
+        rewards(&["--task", "format", "--think", "prefilled"], &prefilled),
+        [json!(1.0)]
+    );
+
     let out = aha(&[
         "reward",
         "--task",

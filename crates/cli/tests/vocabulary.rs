@@ -1,6 +1,8 @@
 //! One vocabulary across commands (docs/cli.md), through the built binary: the canonical flags
-//! and their old spellings give the same output, and what can be checked without a model (output
-//! paths, counts, model sizes) is refused before any model is loaded.
+//! and their old spellings give the same output, every command that reads prompts or judges
+//! completions takes the shared flags, every prompt reader accepts the same forms (Parquet too)
+//! with the same file:line:field errors, what can be checked without a model (output paths,
+//! counts, model sizes) is refused before any model is loaded, and the README's bench rows exist.
 
 mod common;
 
@@ -148,4 +150,101 @@ fn every_prompt_reader_names_the_file_line_and_field_of_a_bad_prompt() {
             assert!(err.contains(expected), "{cmd}: {err}");
         }
     }
+}
+
+#[test]
+fn the_shared_flags_are_on_every_command_that_needs_them() {
+    let help = |cmd: &str| ok(&[cmd, "--help"]);
+    let prompt_readers = ["sample", "eval", "rejection-sample"];
+    for cmd in prompt_readers {
+        let h = help(cmd);
+        for flag in [
+            "--k <K>",
+            "--top-k",
+            "--top-p",
+            "--temperature",
+            "--max-new-tokens",
+            "--seed",
+            "--stop",
+            "--template",
+            "--prompt-field",
+            "--batch-size",
+            "--device",
+        ] {
+            assert!(h.contains(flag), "aha {cmd} lacks {flag}");
+        }
+    }
+    let verifiers = ["eval", "rejection-sample", "reward"];
+    for cmd in verifiers {
+        let h = help(cmd);
+        for flag in ["--task", "--think", "--extract", "--rel-tol", "--use-all"] {
+            assert!(h.contains(flag), "aha {cmd} lacks {flag}");
+        }
+        assert!(h.contains("prefilled"), "aha {cmd}: --think prefilled");
+    }
+    for cmd in ["eval", "rejection-sample"] {
+        let h = help(cmd);
+        for flag in ["--answer-field", "--numbers-field", "--target-field"] {
+            assert!(h.contains(flag), "aha {cmd} lacks {flag}");
+        }
+    }
+}
+
+#[test]
+fn parquet_problems_are_read_by_sample_and_eval_with_a_prompt_field() {
+    let model = fixture("qwen2_tied_f32");
+    let gsm8k = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../train/tests/fixtures/parquet/gsm8k.parquet");
+    let common = [
+        "--model",
+        s(&model),
+        "--input",
+        s(&gsm8k),
+        "--prompt-field",
+        "question",
+        "--template",
+        "raw",
+        "--max-new-tokens",
+        "2",
+    ];
+    let sampled = ok(&[&["sample"], &common[..]].concat());
+    assert_eq!(sampled.lines().count(), 5, "{sampled}");
+    let first: serde_json::Value = serde_json::from_str(sampled.lines().next().unwrap()).unwrap();
+    assert!(
+        first["answer"].is_string(),
+        "the row's answer is carried: {first}"
+    );
+    let summary = ok(&[&["eval", "--task", "math"], &common[..]].concat());
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["problems"], 5, "{summary}");
+}
+
+#[test]
+fn the_readme_names_only_bench_rows_that_exist() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let listed = readme
+        .split("(rows: ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("README lists the bench rows as `(rows: …;`");
+    let help = ok(&["bench", "--help"]);
+    let possible = help
+        .split("--shapes")
+        .nth(1)
+        .and_then(|shapes| shapes.split("[default: ").nth(1))
+        .and_then(|rest| rest.split(']').next())
+        .expect("bench --help lists its default rows");
+    let names = |s: &str| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .split([',', ' ', '`', '\n'])
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(listed), names(possible));
 }
