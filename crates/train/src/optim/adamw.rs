@@ -5,7 +5,8 @@
 //! `θ ← θ − lr · m̂ / (√v̂ + ε)` with bias-corrected moments. Weight decay applies to matrices
 //! only; biases and norm weights (rank 1) are not decayed, as in HF's Trainer. candle_nn's AdamW
 //! keeps its moments private, hence this one. The learning rate is passed to each step (the
-//! schedule lives in `schedule.rs`).
+//! schedule lives in `schedule.rs`). On the CPU each parameter is updated in place by one fused,
+//! multi-threaded pass (`fused.rs`); elsewhere by candle ops with the same arithmetic.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -13,6 +14,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use super::fused;
 use crate::{Error, Result};
 
 /// Gradients by parameter name, as [`crate::optim::GradAccumulator`] produces them.
@@ -52,12 +54,74 @@ impl Default for AdamWConfig {
     }
 }
 
+/// A parameter's first and second moments, shaped like it.
+enum Moments {
+    /// f32 on the CPU: plain buffers the fused kernel updates in place ([`super::fused`]).
+    Host { m: Vec<f32>, v: Vec<f32> },
+    /// Any other device or dtype: candle tensors, updated with candle ops.
+    Device { m: Tensor, v: Tensor },
+}
+
 struct Slot {
     name: String,
     var: Var,
-    /// First and second moments, shaped like the parameter.
-    m: Tensor,
-    v: Tensor,
+    moments: Moments,
+}
+
+impl Slot {
+    fn new(name: &str, var: &Var) -> Result<Self> {
+        let t = var.as_tensor();
+        let moments = if fused::applies(t) {
+            let n = t.elem_count();
+            Moments::Host {
+                m: vec![0.0; n],
+                v: vec![0.0; n],
+            }
+        } else {
+            let zeros = t.zeros_like()?;
+            Moments::Device {
+                m: zeros.clone(),
+                v: zeros,
+            }
+        };
+        Ok(Self {
+            name: name.to_string(),
+            var: var.clone(),
+            moments,
+        })
+    }
+
+    /// The moments as tensors, for saving.
+    fn moment_tensors(&self) -> Result<(Tensor, Tensor)> {
+        Ok(match &self.moments {
+            Moments::Host { m, v } => {
+                let dims = self.var.dims();
+                (
+                    Tensor::from_slice(m, dims, &Device::Cpu)?,
+                    Tensor::from_slice(v, dims, &Device::Cpu)?,
+                )
+            }
+            Moments::Device { m, v } => (m.clone(), v.clone()),
+        })
+    }
+
+    /// Replaces the moments with loaded ones (f32, the parameter's shape).
+    fn set_moments(&mut self, m: Tensor, v: Tensor) -> Result<()> {
+        self.moments = match &self.moments {
+            Moments::Host { .. } => Moments::Host {
+                m: m.flatten_all()?.to_vec1::<f32>()?,
+                v: v.flatten_all()?.to_vec1::<f32>()?,
+            },
+            Moments::Device { .. } => {
+                let device = self.var.device();
+                Moments::Device {
+                    m: m.to_device(device)?,
+                    v: v.to_device(device)?,
+                }
+            }
+        };
+        Ok(())
+    }
 }
 
 pub struct AdamW {
@@ -71,15 +135,7 @@ impl AdamW {
     pub fn new(vars: &BTreeMap<String, Var>, cfg: AdamWConfig) -> Result<Self> {
         let slots = vars
             .iter()
-            .map(|(name, var)| {
-                let zeros = var.as_tensor().zeros_like()?;
-                Ok(Slot {
-                    name: name.clone(),
-                    var: var.clone(),
-                    m: zeros.clone(),
-                    v: zeros,
-                })
-            })
+            .map(|(name, var)| Slot::new(name, var))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             cfg,
@@ -100,27 +156,68 @@ impl AdamW {
     /// One update at learning rate `lr`. Every parameter must have a gradient: a missing one
     /// means it took no part in the loss, which is a bug upstream.
     pub fn step(&mut self, grads: &Gradients, lr: f64) -> Result<()> {
+        self.step_scaled(grads, lr, 1.0)
+    }
+
+    /// One update with every gradient multiplied by `grad_scale` first: gradient-norm clipping
+    /// folded into the update, so the scaled gradients are never materialised.
+    pub fn step_scaled(&mut self, grads: &Gradients, lr: f64, grad_scale: f64) -> Result<()> {
+        for slot in &self.slots {
+            let g = grads.get(&slot.name).ok_or_else(|| {
+                Error::Shape(format!("AdamW: no gradient for parameter `{}`", slot.name))
+            })?;
+            if g.dims() != slot.var.dims() {
+                return Err(Error::Shape(format!(
+                    "AdamW: gradient of `{}` has shape {:?}, the parameter {:?}",
+                    slot.name,
+                    g.dims(),
+                    slot.var.dims()
+                )));
+            }
+        }
         self.steps += 1;
         let t = self.steps as i32;
         let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
         let c1 = 1.0 - b1.powi(t);
         let c2 = 1.0 - b2.powi(t);
+        let base = fused::Step {
+            b1: b1 as f32,
+            b2: b2 as f32,
+            step_size: (lr / c1) as f32,
+            sqrt_c2: c2.sqrt() as f32,
+            eps: self.cfg.eps as f32,
+            decay: 1.0,
+            grad_scale: grad_scale as f32,
+        };
         for slot in &mut self.slots {
-            let g = grads.get(&slot.name).ok_or_else(|| {
-                Error::Shape(format!("AdamW: no gradient for parameter `{}`", slot.name))
-            })?;
-            slot.m = (slot.m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
-            slot.v = (slot.v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
-            let denom = (slot.v.affine(1.0 / c2, 0.0)?.sqrt()? + self.cfg.eps)?;
-            let update = (slot.m.affine(1.0 / c1, 0.0)? / denom)?;
+            let g = &grads[&slot.name];
             let theta = slot.var.as_tensor();
             let decay = if theta.rank() >= 2 {
                 1.0 - lr * self.cfg.weight_decay
             } else {
                 1.0
             };
-            let new = (theta.affine(decay, 0.0)? - update.affine(lr, 0.0)?)?;
-            slot.var.set(&new)?;
+            let step = fused::Step {
+                decay: decay as f32,
+                ..base
+            };
+            match &mut slot.moments {
+                Moments::Host { m, v } if fused::applies(g) => {
+                    fused::adamw(theta, g, m, v, step)?;
+                }
+                Moments::Host { .. } => {
+                    return Err(Error::Shape(format!(
+                        "AdamW: gradient of `{}` is {:?} on {:?}, the parameter f32 on the CPU",
+                        slot.name,
+                        g.dtype(),
+                        g.device()
+                    )));
+                }
+                Moments::Device { m, v } => {
+                    let new = device_step(theta, g, m, v, step)?;
+                    slot.var.set(&new)?;
+                }
+            }
         }
         Ok(())
     }
@@ -130,8 +227,9 @@ impl AdamW {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors: Vec<(String, Tensor)> = Vec::with_capacity(2 * self.slots.len());
         for s in &self.slots {
-            tensors.push((format!("{}.exp_avg", s.name), s.m.clone()));
-            tensors.push((format!("{}.exp_avg_sq", s.name), s.v.clone()));
+            let (m, v) = s.moment_tensors()?;
+            tensors.push((format!("{}.exp_avg", s.name), m));
+            tensors.push((format!("{}.exp_avg_sq", s.name), v));
         }
         let meta = HashMap::from([
             ("format".to_string(), "aha-adamw".to_string()),
@@ -175,12 +273,30 @@ impl AdamW {
                 }
                 Ok(t.to_dtype(DType::F32)?)
             };
-            s.m = take("exp_avg")?;
-            s.v = take("exp_avg_sq")?;
+            let (m, v) = (take("exp_avg")?, take("exp_avg_sq")?);
+            s.set_moments(m, v)?;
         }
         self.steps = steps;
         Ok(())
     }
+}
+
+/// The update of [`fused::Step`] composed from candle ops, for parameters off the CPU: updates
+/// `m` and `v` and returns the new θ.
+fn device_step(
+    theta: &Tensor,
+    g: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    s: fused::Step,
+) -> Result<Tensor> {
+    let (b1, b2) = (s.b1 as f64, s.b2 as f64);
+    let g = g.affine(s.grad_scale as f64, 0.0)?;
+    *m = (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
+    *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
+    let denom = v.sqrt()?.affine(1.0 / s.sqrt_c2 as f64, s.eps as f64)?;
+    let update = (&*m / denom)?.affine(s.step_size as f64, 0.0)?;
+    Ok((theta.affine(s.decay as f64, 0.0)? - update)?)
 }
 
 #[cfg(test)]

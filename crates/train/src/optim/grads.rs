@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 
-use crate::optim::Gradients;
+use crate::optim::{fused, Gradients};
 use crate::{Error, Result};
 
 /// Sums the gradients of successive micro-batches.
@@ -44,21 +44,39 @@ impl GradAccumulator {
     }
 }
 
-/// √(Σ‖g‖²) over every parameter; NaN or ∞ when any gradient is not finite.
+/// √(Σ‖g‖²) over every parameter, summed in f64; NaN or ∞ when any gradient is not finite.
 pub fn global_norm(grads: &Gradients) -> Result<f64> {
     let mut sq = 0.0f64;
     for g in grads.values() {
-        sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        sq += if fused::applies(g) {
+            fused::sum_sq(g)?
+        } else {
+            g.to_dtype(DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?
+        };
     }
     Ok(sq.sqrt())
 }
 
-/// Scales the gradients so their global norm is at most `max_norm` (as
-/// `torch.nn.utils.clip_grad_norm_`); returns the norm before clipping. `max_norm <= 0` disables.
+/// The factor that brings a gradient of norm `norm` down to `max_norm` (as
+/// `torch.nn.utils.clip_grad_norm_`), or 1 when it is within it, not finite, or `max_norm <= 0`.
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
+    if max_norm > 0.0 && norm.is_finite() && norm > max_norm {
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
+    }
+}
+
+/// Scales the gradients so their global norm is at most `max_norm`; returns the norm before
+/// clipping. `max_norm <= 0` disables. (The trainers fold the scale into AdamW instead, see
+/// [`crate::optim::AdamW::step_scaled`].)
 pub fn clip_grad_norm(grads: &mut Gradients, max_norm: f64) -> Result<f64> {
     let norm = global_norm(grads)?;
-    if max_norm > 0.0 && norm.is_finite() && norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
+    let scale = clip_scale(norm, max_norm);
+    if scale != 1.0 {
         for g in grads.values_mut() {
             *g = g.affine(scale, 0.0)?;
         }

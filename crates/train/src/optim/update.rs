@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::optim::{clip_grad_norm, AdamW, Gradients, LrSchedule};
+use crate::optim::{clip_scale, global_norm, AdamW, Gradients, LrSchedule};
 use crate::{Error, Result};
 
 /// Counters that must survive a resume.
@@ -40,10 +40,10 @@ pub struct UpdateOutcome {
 
 impl Updater {
     /// Applies `grads` (of a loss whose value was `loss`) unless either is non-finite.
-    pub fn apply(&mut self, loss: f64, mut grads: Gradients) -> Result<UpdateOutcome> {
+    pub fn apply(&mut self, loss: f64, grads: Gradients) -> Result<UpdateOutcome> {
         let lr = self.schedule.lr_at(self.counters.updates);
         self.counters.updates += 1;
-        let grad_norm = clip_grad_norm(&mut grads, self.max_grad_norm)?;
+        let grad_norm = global_norm(&grads)?;
         if !loss.is_finite() || !grad_norm.is_finite() {
             self.counters.skipped += 1;
             self.counters.bad_in_a_row += 1;
@@ -61,7 +61,8 @@ impl Updater {
             });
         }
         self.counters.bad_in_a_row = 0;
-        self.optimizer.step(&grads, lr)?;
+        let scale = clip_scale(grad_norm, self.max_grad_norm);
+        self.optimizer.step_scaled(&grads, lr, scale)?;
         Ok(UpdateOutcome {
             grad_norm,
             lr,
