@@ -17,6 +17,7 @@
 
 mod attention;
 mod cpu;
+mod decode_attention;
 pub mod generic;
 mod linear;
 mod logprobs;
@@ -33,6 +34,7 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 /// can compare them with [`generic`] whatever `AHA_OPS` says.
 pub mod fused {
     pub use super::attention::attention;
+    pub use super::decode_attention::decode_attention;
     pub use super::linear::linear;
     pub use super::logprobs::{entropy, token_logprobs};
     pub use super::rms_norm::rms_norm;
@@ -184,7 +186,12 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
             mask.dims()
         );
     }
+    let no_grad = !(q.track_op() || k.track_op() || v.track_op());
     match path(q)? {
+        // Decoding: a few queries over the cache, no graph.
+        Path::Fused if no_grad && s <= decode_attention::MAX_QUERIES && k.dtype() == DType::F32 => {
+            decode_attention::decode_attention(q, k, v, mask, scale)
+        }
         Path::Fused => fused::attention(q, k, v, mask, scale),
         Path::Generic => generic::attention(q, k, v, mask, scale),
     }
