@@ -8,11 +8,16 @@ a careful eager implementation would. Prints tokens/s for the same cases `aha be
   group    8 prompts x 256 tokens, G=16 completions each, 64 new tokens (prefill once, then the
            KV cache repeated G times)
 
-Usage: /opt/refpy/bin/python bench/torch_generate.py [--threads 2] [--repeats 3]
+Usage: /work/refpy/bin/python bench/torch_generate.py [--threads 2] [--repeats 3]
+           [--rows generate,group-shared,group-unshared] [--json]
+
+tokens/s is the median over repeats (as `aha bench` reports), with CPU seconds per generation.
 """
 
 import argparse
+import json
 import math
+import statistics
 import time
 
 import torch
@@ -103,32 +108,48 @@ def generate(model, prompts, g, new_tokens, share_prefix):
     return n * new_tokens
 
 
-def bench(name, model, b, p, g, new_tokens, share_prefix, repeats):
+ROWS = {
+    # row: (label, prompts, prompt tokens, G, new tokens, share the prompt's prefill)
+    "generate": ("decode 16x32 +128", 16, 32, 1, 128, True),
+    "group-shared": ("group 8x256 G=16 +64 shared", 8, 256, 16, 64, True),
+    "group-unshared": ("group 8x256 G=16 +64 unshared", 8, 256, 16, 64, False),
+}
+
+
+def bench(row, model, repeats, as_json):
+    label, b, p, g, new_tokens, share_prefix = ROWS[row]
     prompts = torch.randint(0, V, (b, p), generator=torch.Generator().manual_seed(1))
     generate(model, prompts, g, min(new_tokens, 4), share_prefix)  # warm up
-    best = 0.0
+    runs = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         n = generate(model, prompts, g, new_tokens, share_prefix)
-        best = max(best, n / (time.perf_counter() - t0))
-    print(f"{name:<32} {best:>10.0f} tok/s")
-    return best
+        runs.append((time.perf_counter() - t0, time.process_time() - c0))
+    secs = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[1] for r in runs)
+    if as_json:
+        print(json.dumps({"row": row, "peer": "torch", "seconds": secs, "tokens_per_s": n / secs,
+                          "best_tokens_per_s": n / min(r[0] for r in runs), "cpu_s": cpu}), flush=True)
+    else:
+        print(f"{label:<32} {n / secs:>10.0f} tok/s (median of {repeats}), cpu {cpu:.2f} s")
+    return n / secs
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rows", default="generate,group-shared,group-unshared")
+    ap.add_argument("--json", action="store_true", help="one JSON object per row (for compare.sh)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = Model().eval()
-    print(f"torch {torch.__version__}, {args.threads} threads; tokens/s = new tokens / wall time "
-          "(prefill included)")
-    bench("decode 16x32 +128", model, 16, 32, 1, 128, True, args.repeats)
-    shared = bench("group 8x256 G=16 +64 shared", model, 8, 256, 16, 64, True, args.repeats)
-    alone = bench("group 8x256 G=16 +64 unshared", model, 8, 256, 16, 64, False, args.repeats)
-    print(f"prefix sharing speedup: {shared / alone:.2f}x")
+    if not args.json:
+        print(f"torch {torch.__version__}, {args.threads} threads; tokens/s = new tokens / wall time "
+              "(prefill included)")
+    for row in args.rows.split(","):
+        bench(row, model, args.repeats, args.json)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ rotate-half layout, grouped-query attention, SwiGLU, untied head), f32, AdamW, n
 cross-entropy. Prints one line per shape: median seconds per step, tokens/s and the
 forward/backward/optimizer split. Used only for benchmarking; aha never imports torch.
 
-    /opt/refpy/bin/python bench/torch_train_step.py [--shapes train-small,train-large] [--steps 5]
+    /work/refpy/bin/python bench/torch_train_step.py [--shapes train-small,train-large] [--steps 5] [--json]
 """
 
 import argparse
+import json
 import statistics
 import time
 
@@ -89,7 +90,7 @@ class Model(torch.nn.Module):
         return self.head(rms_norm(x, self.norm))
 
 
-def bench(name, steps, warmup, attn):
+def bench(name, steps, warmup, attn, as_json):
     d, layers, h, kh, ffn, vocab, batch, seq = SHAPES[name]
     torch.manual_seed(0)
     model = Model(d, layers, h, kh, ffn, vocab, seq)
@@ -112,6 +113,11 @@ def bench(name, steps, warmup, attn):
             times.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2, c3 - c0))
     total, fwd, bwd, step, cpu = (statistics.median(c) for c in zip(*times))
     tokens = batch * seq
+    if as_json:
+        print(json.dumps({"row": name, "peer": "torch", "attn": attn, "seconds": total,
+                          "tokens_per_s": tokens / total, "fwd_ms": 1e3 * fwd, "bwd_ms": 1e3 * bwd,
+                          "optim_ms": 1e3 * step, "cpu_s": cpu}), flush=True)
+        return
     print(
         f"torch {name:<12} attn={attn:<5} median {total:.4f} s  {tokens / total:8.0f} tokens/s  "
         f"fwd {1e3 * fwd:.0f} ms, bwd {1e3 * bwd:.0f} ms, adamw {1e3 * step:.0f} ms; cpu {cpu:.2f} s/step"
@@ -126,12 +132,16 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (the machine has 2 cores)")
     p.add_argument("--attn", default="sdpa", choices=["sdpa", "naive"],
                    help="sdpa: F.scaled_dot_product_attention (HF's default); naive: matmul+softmax like aha")
+    p.add_argument("--json", action="store_true", help="one JSON object per row (for compare.sh)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"matmul 1024^3: {matmul_gflops():.1f} GFLOP/s")
+    if a.json:
+        print(json.dumps({"row": "matmul", "peer": "torch", "gflop_per_s": matmul_gflops()}), flush=True)
+    else:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"matmul 1024^3: {matmul_gflops():.1f} GFLOP/s")
     for name in a.shapes.split(","):
-        bench(name, a.steps, a.warmup, a.attn)
+        bench(name, a.steps, a.warmup, a.attn, a.json)
 
 
 def matmul_gflops(n=1024, reps=5):

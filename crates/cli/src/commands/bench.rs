@@ -1,14 +1,21 @@
-//! `aha bench`: throughput on fixed reference shapes, printed as one table.
+//! `aha bench`: throughput on fixed reference shapes, printed as one table or (`--json`) as one
+//! JSON object per row.
 //!
-//! Each benchmark is a function returning [`Row`]s; [`run`] calls the ones selected with
+//! Each benchmark is a function returning a [`Row`]; [`run`] calls the ones selected with
 //! `--shapes` and prints them together. Rows: a square matmul (the machine's practical fp32 peak,
-//! which the other rows are measured against) and the training step on two model shapes
-//! (`train_step.rs`). Models are random (seeded), not read from files. Benchmarks are not tests:
-//! `bench/README.md` at the repository root says how to compare against PyTorch.
+//! which the other rows are measured against), the training step on two model shapes
+//! (`train_step.rs`), rollouts (`generation.rs`) and a whole GRPO step (`grpo_step.rs`). Models
+//! are random (seeded) unless `--model DIR` names a checkpoint for `generate` and `grpo-step`.
+//! aha prints no ratio against another program's figure: `bench/compare.sh` at the repository
+//! root runs the PyTorch and TRL peers alternately with aha and prints the ratios.
 
 mod generation;
 mod grpo_step;
+mod memory;
+mod report;
 mod train_step;
+
+use std::path::PathBuf;
 
 use std::time::Instant;
 
@@ -45,8 +52,24 @@ pub struct Args {
     /// Seed for the random weights and token ids.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A Hugging Face checkpoint directory for the `generate` and `grpo-step` rows (instead of a
+    /// random model of the reference shape).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     #[command(flatten)]
     pub device: crate::args::DeviceArgs,
+    /// Print one JSON object per row on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// grpo-step: prompts per step.
+    #[arg(long, default_value_t = 8)]
+    pub grpo_prompts: usize,
+    /// grpo-step: completions per prompt (G).
+    #[arg(long, default_value_t = 8)]
+    pub grpo_group: usize,
+    /// grpo-step: new tokens per completion (EOS ignored, so every completion has this many).
+    #[arg(long, default_value_t = 128)]
+    pub grpo_new_tokens: usize,
 }
 
 /// One line of the table.
@@ -59,6 +82,8 @@ pub struct Row {
     pub seconds: f64,
     pub tokens_per_s: Option<f64>,
     pub gflop_per_s: Option<f64>,
+    /// The numbers behind `detail` by name (`fwd_ms`, `cpu_s`, …), for `--json`.
+    pub fields: Vec<(&'static str, f64)>,
     /// Where the time goes, e.g. `fwd 120 ms, bwd 210 ms, opt 15 ms`.
     pub detail: String,
 }
@@ -70,30 +95,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         steps: args.steps,
     };
     let device = args.device.device()?;
-    let dtype = args.device.dtype;
+    let on = (&device, args.device.dtype);
     let mut rows = Vec::new();
-    // The peak is measured whenever a training row is asked for, so fractions are of this run.
-    let wants_train = args.shapes.iter().any(|s| *s != Bench::Matmul);
+    // The peak is measured whenever another row is asked for, so fractions are of this run.
+    let wants_other = args.shapes.iter().any(|s| *s != Bench::Matmul);
     let mut gen_model = None;
-    if args.shapes.contains(&Bench::Matmul) || wants_train {
-        rows.push(train_step::matmul_row(1024, &device, timing)?);
+    if args.shapes.contains(&Bench::Matmul) || wants_other {
+        let row = measured(|| train_step::matmul_row(1024, &device, timing))?;
+        if args.json && args.shapes.contains(&Bench::Matmul) {
+            report::print_json(&row, None)?;
+        }
+        rows.push(row);
     }
     for shape in &args.shapes {
-        match shape {
-            Bench::Matmul => {}
-            Bench::TrainSmall => rows.push(train_step::train_row(
-                train_step::TrainShape::small(),
-                args.seed,
-                (&device, dtype),
-                timing,
-            )?),
-            Bench::TrainLarge => rows.push(train_step::train_row(
-                train_step::TrainShape::large(),
-                args.seed,
-                (&device, dtype),
-                timing,
-            )?),
-            Bench::GrpoStep => rows.push(grpo_step::grpo_row(args.seed, (&device, dtype), timing)?),
+        let row = match shape {
+            Bench::Matmul => continue,
+            Bench::TrainSmall => measured(|| {
+                train_step::train_row(train_step::TrainShape::small(), args.seed, on, timing)
+            })?,
+            Bench::TrainLarge => measured(|| {
+                train_step::train_row(train_step::TrainShape::large(), args.seed, on, timing)
+            })?,
+            Bench::GrpoStep => {
+                let shape = grpo_step::GrpoShape {
+                    prompts: args.grpo_prompts,
+                    group: args.grpo_group,
+                    new_tokens: args.grpo_new_tokens,
+                };
+                measured(|| {
+                    grpo_step::grpo_row(args.model.as_deref(), shape, args.seed, on, timing)
+                })?
+            }
             Bench::Generate | Bench::GroupShared | Bench::GroupUnshared => {
                 let shape = match shape {
                     Bench::GroupShared => generation::GenShape::group(false),
@@ -101,16 +133,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     _ => generation::GenShape::decode(),
                 };
                 if gen_model.is_none() {
-                    gen_model = Some(generation::reference_model(args.seed, (&device, dtype))?);
+                    gen_model = Some(generation::bench_model(
+                        args.model.as_deref(),
+                        args.seed,
+                        on,
+                    )?);
                 }
-                if let Some(model) = &gen_model {
-                    rows.push(generation::generation_row(model, shape, args.seed, timing)?);
-                }
+                let Some(model) = &gen_model else { continue };
+                measured(|| generation::generation_row(model, shape, args.seed, timing))?
             }
+        };
+        if args.json {
+            // Rows go out as they finish, so a long run shows progress and a crash keeps them.
+            report::print_json(&row, rows.first())?;
         }
+        rows.push(row);
     }
-    print_table(&rows);
+    if !args.json {
+        report::print_table(&rows);
+    }
     Ok(())
+}
+
+/// Runs one row with the peak-memory counter reset first, and adds the row's peak RSS.
+fn measured(f: impl FnOnce() -> anyhow::Result<Row>) -> anyhow::Result<Row> {
+    memory::reset_peak();
+    let mut row = f()?;
+    if let Some(bytes) = memory::peak_rss_bytes() {
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        row.fields.push(("peak_rss_mib", mib));
+        row.detail.push_str(&format!("; peak RSS {mib:.0} MiB"));
+    }
+    Ok(row)
 }
 
 /// How many iterations to run and time.
@@ -162,80 +216,12 @@ pub fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if !n.is_multiple_of(2) {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn print_table(rows: &[Row]) {
-    let peak = rows
-        .iter()
-        .find(|r| r.name == train_step::MATMUL_ROW)
-        .and_then(|r| r.gflop_per_s);
-    let fmt_opt = |v: Option<f64>, prec: usize| match v {
-        Some(v) => format!("{v:.prec$}"),
-        None => "-".to_string(),
-    };
-    let header = [
-        "bench",
-        "shape",
-        "median s",
-        "tokens/s",
-        "GFLOP/s",
-        "% peak",
-        "breakdown",
-    ];
-    let lines: Vec<[String; 7]> = rows
-        .iter()
-        .map(|r| {
-            let frac = match (r.gflop_per_s, peak) {
-                (Some(g), Some(p)) if p > 0.0 => Some(100.0 * g / p),
-                _ => None,
-            };
-            [
-                r.name.clone(),
-                r.shape.clone(),
-                format!("{:.4}", r.seconds),
-                fmt_opt(r.tokens_per_s, 0),
-                fmt_opt(r.gflop_per_s, 1),
-                fmt_opt(frac, 0),
-                r.detail.clone(),
-            ]
-        })
-        .collect();
-    let mut width = header.map(str::len);
-    for l in &lines {
-        for (w, c) in width.iter_mut().zip(l) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let print = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(width).enumerate() {
-            // Text columns left-aligned, numbers right-aligned.
-            if i < 2 || i == 6 {
-                s.push_str(&format!("{c:<w$}  "));
-            } else {
-                s.push_str(&format!("{c:>w$}  "));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    print(&header.map(String::from));
-    print(&width.map(|w| "-".repeat(w)));
-    for l in &lines {
-        print(l);
-    }
-    if peak.is_some() {
-        println!(
-            "% peak: GFLOP/s as a share of the matmul row. Train FLOPs = 3 x forward (forward = \
-             2 per multiply-add over every matmul weight incl. the LM head, plus dense T x T \
-             attention scores and values, masked half included)."
-        );
     }
 }

@@ -1,7 +1,8 @@
 //! Benchmark rows for the training step and for the matmul peak.
 //!
 //! A training step is what the SFT/GRPO trainers do per optimizer update: forward over a batch,
-//! next-token cross-entropy (mean of `-token_logprobs`), backward, AdamW (candle_nn's for now).
+//! next-token cross-entropy (mean of `-token_logprobs`), backward, AdamW (the trainers' own,
+//! with torch.optim.AdamW's defaults: lr 1e-4 here, weight decay 0.01).
 //! The model is a random Qwen2-shaped decoder (q/k/v bias, untied head) built from seeded random
 //! tensors. Does not include data loading or rollouts.
 
@@ -10,9 +11,9 @@ use std::time::Instant;
 use aha_model::config::Qwen2Sizes;
 use aha_model::init::random_model;
 use aha_model::{ModelConfig, Precision};
+use aha_train::optim::{AdamW, AdamWConfig, GradAccumulator};
 use anyhow::Context;
 use candle_core::{Device, Tensor};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -116,6 +117,7 @@ pub fn matmul_row(n: usize, device: &Device, timing: Timing) -> anyhow::Result<R
         seconds: secs,
         tokens_per_s: None,
         gflop_per_s: Some(flops / secs / 1e9),
+        fields: Vec::new(),
         detail: String::new(),
     })
 }
@@ -136,14 +138,11 @@ pub fn train_row(
         .map(|_| rng.gen_range(0..cfg.vocab_size as u32))
         .collect();
     let ids = Tensor::from_vec(ids, (shape.batch, shape.seq), device)?; // (N, T)
-    let vars = model.vars().values().cloned().collect();
-    let mut opt = AdamW::new(
-        vars,
-        ParamsAdamW {
-            lr: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let adamw = AdamWConfig {
+        weight_decay: 0.01,
+        ..AdamWConfig::default()
+    };
+    let mut opt = AdamW::new(model.vars(), adamw)?;
     let phases = timing.measure(|| {
         let cpu_start = cpu_seconds();
         let start = Instant::now();
@@ -155,10 +154,12 @@ pub fn train_row(
         device.synchronize()?;
         let bwd = since(start);
         let start = Instant::now();
-        opt.step(&grads)?;
+        let mut acc = GradAccumulator::new();
+        acc.add(model.vars(), &grads)?;
+        drop(grads);
+        opt.step(&acc.finish(), 1e-4)?;
         device.synchronize()?;
         let step = since(start);
-        drop(grads);
         let cpu = match (cpu_start, cpu_seconds()) {
             (Some(a), Some(b)) => b - a,
             _ => f64::NAN,
@@ -173,6 +174,12 @@ pub fn train_row(
         seconds: phases[0],
         tokens_per_s: Some(tokens / phases[0]),
         gflop_per_s: Some(flops / phases[0] / 1e9),
+        fields: vec![
+            ("fwd_ms", 1e3 * phases[1]),
+            ("bwd_ms", 1e3 * phases[2]),
+            ("optim_ms", 1e3 * phases[3]),
+            ("cpu_s", phases[4]),
+        ],
         detail: format!(
             "fwd {:.0} ms, bwd {:.0} ms, adamw {:.0} ms; cpu {:.2} s/step",
             1e3 * phases[1],
