@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::decoder::weight_shapes;
-use crate::json_fields::Fields;
+use crate::hf_json::{read_json, token_ids};
 use crate::{Error, Model, ModelConfig, Result};
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -20,65 +20,44 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 pub const GENERATION_FILE: &str = "generation_config.json";
 
-/// Sampling defaults a checkpoint ships in `generation_config.json`.
+/// Sampling defaults a checkpoint ships in `generation_config.json`, with that file's field
+/// names: serde reads and writes the file (unset fields left out, as transformers writes it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GenerationConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bos_token_id: Option<u32>,
+    /// `eos_token_id` in the file: one id or a list.
+    #[serde(
+        rename = "eos_token_id",
+        with = "token_ids",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub eos_token_ids: Vec<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pad_token_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub do_sample: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_new_tokens: Option<usize>,
 }
 
 impl GenerationConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| Error::Json {
-                path: path.into(),
-                source,
-            })?;
-        let f = Fields::new(&value, path)?;
-        Ok(Self {
-            bos_token_id: f.opt_token_id("bos_token_id")?,
-            eos_token_ids: f.token_ids("eos_token_id")?,
-            pad_token_id: f.opt_token_id("pad_token_id")?,
-            do_sample: f.opt_bool("do_sample")?,
-            temperature: f.opt_f64("temperature")?,
-            top_p: f.opt_f64("top_p")?,
-            top_k: f.opt_usize("top_k")?,
-            max_new_tokens: f.opt_usize("max_new_tokens")?,
-        })
+        read_json(path)
     }
+}
 
-    /// `generation_config.json` as transformers writes it (unset fields left out).
-    pub fn to_hf_json(&self) -> serde_json::Value {
-        let mut obj = serde_json::Map::new();
-        let mut put = |k: &str, v: serde_json::Value| {
-            if !v.is_null() {
-                obj.insert(k.into(), v);
-            }
-        };
-        put("bos_token_id", serde_json::json!(self.bos_token_id));
-        put(
-            "eos_token_id",
-            match self.eos_token_ids.as_slice() {
-                [] => serde_json::Value::Null,
-                [one] => serde_json::json!(one),
-                many => serde_json::json!(many),
-            },
-        );
-        put("pad_token_id", serde_json::json!(self.pad_token_id));
-        put("do_sample", serde_json::json!(self.do_sample));
-        put("temperature", serde_json::json!(self.temperature));
-        put("top_p", serde_json::json!(self.top_p));
-        put("top_k", serde_json::json!(self.top_k));
-        put("max_new_tokens", serde_json::json!(self.max_new_tokens));
-        serde_json::Value::Object(obj)
-    }
+/// `model.safetensors.index.json`: which shard holds each tensor.
+#[derive(Deserialize)]
+struct WeightsIndex {
+    weight_map: BTreeMap<String, String>,
 }
 
 /// A checkpoint as read from disk, before it becomes a [`Model`].
@@ -222,31 +201,21 @@ fn weight_files(dir: &Path) -> Result<Vec<WeightFile>> {
         }
         return Ok(vec![WeightFile { path, names: None }]);
     }
-    let text = std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
+    let index: WeightsIndex = read_json(&index_path)?;
+    let bad_name = |tensor: &str, message: String| Error::Config {
         path: index_path.clone(),
-        source,
-    })?;
-    let f = Fields::new(&value, &index_path)?;
-    let map = f
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| f.err("weight_map", "missing or not an object"))?;
+        field: format!("weight_map.{tensor}"),
+        message,
+    };
     let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (tensor, file) in map {
-        let file = file
-            .as_str()
-            .ok_or_else(|| f.err(&format!("weight_map.{tensor}"), "expected a file name"))?;
+    for (tensor, file) in index.weight_map {
         if file.contains('/') || file.contains('\\') || file == ".." {
-            return Err(f.err(
-                &format!("weight_map.{tensor}"),
+            return Err(bad_name(
+                &tensor,
                 format!("`{file}` is not a file name in the checkpoint directory"),
             ));
         }
-        by_file
-            .entry(file.to_string())
-            .or_default()
-            .push(tensor.clone());
+        by_file.entry(file).or_default().push(tensor);
     }
     by_file
         .into_iter()

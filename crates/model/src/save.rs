@@ -42,7 +42,7 @@ pub fn save_checkpoint(
     });
     write_atomically(out_dir, |tmp| {
         write_json(&tmp.join(CONFIG_FILE), &cfg.to_hf_json())?;
-        write_json(&tmp.join(GENERATION_FILE), &generation.to_hf_json())?;
+        write_json(&tmp.join(GENERATION_FILE), &generation)?;
         write_safetensors(&tmp.join(WEIGHTS_FILE), model, dtype)?;
         tokenizer.save_to(tmp)
     })
@@ -109,7 +109,7 @@ fn sync_path(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|source| Error::Json {
         path: path.into(),
         source,

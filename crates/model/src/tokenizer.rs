@@ -8,10 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::chat_template::{self, TemplateTokens};
-use crate::json_fields::Fields;
+use crate::hf_json::{parse_json, read_json, token_ids};
 use crate::load::{CONFIG_FILE, GENERATION_FILE};
 use crate::{Error, Result};
 
@@ -34,33 +35,77 @@ pub struct TokenizerConfig {
     pub raw: serde_json::Map<String, Value>,
 }
 
+/// The fields of `tokenizer_config.json` aha reads, as spelled in the file.
+#[derive(Deserialize)]
+struct TokenizerConfigFile {
+    #[serde(default)]
+    chat_template: Option<ChatTemplates>,
+    #[serde(default)]
+    eos_token: Option<SpecialToken>,
+    #[serde(default)]
+    pad_token: Option<SpecialToken>,
+    #[serde(default)]
+    bos_token: Option<SpecialToken>,
+    #[serde(default)]
+    add_bos_token: Option<bool>,
+}
+
+/// One template, or a list of named ones of which aha uses the one called "default".
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChatTemplates {
+    One(String),
+    Named(Vec<NamedTemplate>),
+}
+
+#[derive(Deserialize)]
+struct NamedTemplate {
+    name: String,
+    template: String,
+}
+
+/// A special token given as a string or as an AddedToken object `{"content": ...}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SpecialToken {
+    Text(String),
+    Added { content: String },
+}
+
+impl SpecialToken {
+    fn into_text(self) -> String {
+        match self {
+            SpecialToken::Text(t) | SpecialToken::Added { content: t } => t,
+        }
+    }
+}
+
+/// The EOS ids config.json and generation_config.json add to the tokenizer's own.
+#[derive(Deserialize)]
+struct EosTokenIds {
+    #[serde(default, with = "token_ids")]
+    eos_token_id: Vec<u32>,
+}
+
 impl TokenizerConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.into(),
-            source,
-        })?;
-        let f = Fields::new(&value, path)?;
-        let chat_template = match f.get("chat_template") {
+        let file: TokenizerConfigFile = parse_json(&text, path)?;
+        let chat_template = match file.chat_template {
             None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            // A list of named templates: use the one called "default".
-            Some(Value::Array(items)) => items
-                .iter()
-                .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
-                .and_then(|t| t.get("template"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            Some(v) => return Err(f.err("chat_template", format!("expected a string, got {v}"))),
+            Some(ChatTemplates::One(t)) => Some(t),
+            Some(ChatTemplates::Named(list)) => list
+                .into_iter()
+                .find(|t| t.name == "default")
+                .map(|t| t.template),
         };
         Ok(Self {
             chat_template,
-            eos_token: special_token(&f, "eos_token")?,
-            pad_token: special_token(&f, "pad_token")?,
-            bos_token: special_token(&f, "bos_token")?,
-            add_bos_token: f.opt_bool("add_bos_token")?,
-            raw: f.obj.clone(),
+            eos_token: file.eos_token.map(SpecialToken::into_text),
+            pad_token: file.pad_token.map(SpecialToken::into_text),
+            bos_token: file.bos_token.map(SpecialToken::into_text),
+            add_bos_token: file.add_bos_token,
+            raw: parse_json(&text, path)?,
         })
     }
 
@@ -92,21 +137,6 @@ impl TokenizerConfig {
         put("bos_token", self.bos_token.clone().map(Value::from));
         put("add_bos_token", self.add_bos_token.map(Value::from));
         Value::Object(obj)
-    }
-}
-
-/// A special token given as a string or as an AddedToken object `{"content": ...}`.
-fn special_token(f: &Fields, field: &str) -> Result<Option<String>> {
-    match f.get(field) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => match v.get("content").and_then(Value::as_str) {
-            Some(s) => Ok(Some(s.to_string())),
-            None => Err(f.err(
-                field,
-                format!("expected a string or {{\"content\": ...}}, got {v}"),
-            )),
-        },
     }
 }
 
@@ -148,12 +178,7 @@ impl Tokenizer {
             if !p.exists() {
                 continue;
             }
-            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-            let value: Value = serde_json::from_str(&text).map_err(|source| Error::Json {
-                path: p.clone(),
-                source,
-            })?;
-            extra_eos.extend(Fields::new(&value, &p)?.token_ids("eos_token_id")?);
+            extra_eos.extend(read_json::<EosTokenIds>(&p)?.eos_token_id);
         }
         let mut tok = Self::from_parts(inner, config)?;
         tok.extra_eos = extra_eos;
