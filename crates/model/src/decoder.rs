@@ -65,6 +65,8 @@ pub struct Model {
     /// (max_positions, E/2)
     cos: Tensor,
     sin: Tensor,
+    /// Every weight by HF name (the tied head once, as the embedding): what is saved.
+    named: BTreeMap<String, Tensor>,
     /// Trainable parameters by HF name; empty for a detached (inference) copy.
     vars: BTreeMap<String, Var>,
     /// Activations' dtype; weights stay f32 in a trainable model (see [`crate::precision`]).
@@ -73,49 +75,185 @@ pub struct Model {
 
 /// HF names of every weight the architecture has, with shapes, in a stable order.
 pub fn weight_shapes(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
-    let (d, e, i, v) = (
-        cfg.hidden_size,
-        cfg.head_dim,
-        cfg.intermediate_size,
-        cfg.vocab_size,
-    );
-    let (h, k) = (cfg.num_attention_heads, cfg.num_key_value_heads);
-    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![v, d])];
-    for l in 0..cfg.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        let mut add = |name: &str, shape: Vec<usize>| out.push((format!("{p}.{name}"), shape));
-        add("self_attn.q_proj.weight", vec![h * e, d]);
-        add("self_attn.k_proj.weight", vec![k * e, d]);
-        add("self_attn.v_proj.weight", vec![k * e, d]);
-        add("self_attn.o_proj.weight", vec![d, h * e]);
-        if cfg.attention_bias {
-            add("self_attn.q_proj.bias", vec![h * e]);
-            add("self_attn.k_proj.bias", vec![k * e]);
-            add("self_attn.v_proj.bias", vec![k * e]);
-        }
-        if cfg.o_bias {
-            add("self_attn.o_proj.bias", vec![d]);
-        }
-        if cfg.qk_norm {
-            add("self_attn.q_norm.weight", vec![e]);
-            add("self_attn.k_norm.weight", vec![e]);
-        }
-        add("mlp.gate_proj.weight", vec![i, d]);
-        add("mlp.up_proj.weight", vec![i, d]);
-        add("mlp.down_proj.weight", vec![d, i]);
-        if cfg.mlp_bias {
-            add("mlp.gate_proj.bias", vec![i]);
-            add("mlp.up_proj.bias", vec![i]);
-            add("mlp.down_proj.bias", vec![d]);
-        }
-        add("input_layernorm.weight", vec![d]);
-        add("post_attention_layernorm.weight", vec![d]);
+    let mut names = Vec::new();
+    // Listing hands out empty tensors and cannot fail.
+    let _ = Weights::build(cfg, Origin::Listing(&mut names));
+    names
+}
+
+/// Where [`Weights::build`] gets each weight it names.
+enum Origin<'a> {
+    /// Nowhere: record names and shapes and hand out empty tensors ([`weight_shapes`]).
+    Listing(&'a mut Vec<(String, Vec<usize>)>),
+    /// A checkpoint's tensors, checked for shape, in f32, wrapped in [`Var`]s when `trainable`.
+    Checkpoint {
+        tensors: &'a BTreeMap<String, Tensor>,
+        trainable: bool,
+        vars: &'a mut BTreeMap<String, Var>,
+    },
+    /// Another model's weights, detached and cast to `dtype` ([`Model::detached`]).
+    Cast {
+        weights: &'a BTreeMap<String, Tensor>,
+        dtype: DType,
+    },
+}
+
+/// Hands out weights by name from an [`Origin`] and remembers each under its name.
+struct WeightSource<'a> {
+    origin: Origin<'a>,
+    named: BTreeMap<String, Tensor>,
+}
+
+impl WeightSource<'_> {
+    fn take(
+        &mut self,
+        name: String,
+        shape: Vec<usize>,
+    ) -> std::result::Result<Tensor, crate::Error> {
+        let t = self.origin.take(&name, shape)?;
+        self.named.insert(name, t.clone());
+        Ok(t)
     }
-    out.push(("model.norm.weight".to_string(), vec![d]));
-    if !cfg.tie_word_embeddings {
-        out.push(("lm_head.weight".to_string(), vec![v, d]));
+}
+
+impl Origin<'_> {
+    fn take(&mut self, name: &str, shape: Vec<usize>) -> std::result::Result<Tensor, crate::Error> {
+        let tensor_err = |message: String| crate::Error::Tensor {
+            path: "<weights>".into(),
+            tensor: name.into(),
+            message,
+        };
+        match self {
+            Origin::Listing(names) => {
+                names.push((name.to_string(), shape));
+                Ok(Tensor::zeros(0, DType::F32, &Device::Cpu)?)
+            }
+            Origin::Checkpoint {
+                tensors,
+                trainable,
+                vars,
+            } => {
+                let t = tensors
+                    .get(name)
+                    .ok_or_else(|| tensor_err("missing".into()))?;
+                if t.dims() != shape.as_slice() {
+                    return Err(tensor_err(format!(
+                        "expected shape {shape:?}, found {:?}",
+                        t.dims()
+                    )));
+                }
+                let t = t.to_dtype(DType::F32)?;
+                if !*trainable {
+                    return Ok(t.detach());
+                }
+                let var = Var::from_tensor(&t)?;
+                let t = var.as_tensor().clone();
+                vars.insert(name.to_string(), var);
+                Ok(t)
+            }
+            Origin::Cast { weights, dtype } => {
+                let t = weights
+                    .get(name)
+                    .ok_or_else(|| tensor_err("missing".into()))?;
+                // A failed cast (out of device memory) keeps the f32 weights, which cast again
+                // at use.
+                Ok(t.detach().to_dtype(*dtype).unwrap_or_else(|_| t.detach()))
+            }
+        }
     }
-    out
+}
+
+/// `Some(take())` when `present`.
+fn optional<T, E>(
+    present: bool,
+    take: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<Option<T>, E> {
+    present.then(take).transpose()
+}
+
+/// The decoder's weights, built from an [`Origin`]: the one place weights are named.
+struct Weights {
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor,
+    /// Every weight handed out, by HF name (the tied head once, as the embedding), for saving.
+    named: BTreeMap<String, Tensor>,
+}
+
+impl Weights {
+    fn build(cfg: &ModelConfig, origin: Origin) -> std::result::Result<Weights, crate::Error> {
+        let (d, e, i, v) = (
+            cfg.hidden_size,
+            cfg.head_dim,
+            cfg.intermediate_size,
+            cfg.vocab_size,
+        );
+        let (h, kv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+        let mut src = WeightSource {
+            origin,
+            named: BTreeMap::new(),
+        };
+        let embed = src.take("model.embed_tokens.weight".into(), vec![v, d])?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            // This order is the checkpoint listing's and the seeded initialiser's draw order
+            // (`init::random_model`): changing it changes every random model.
+            let mut w = |name: &str, shape: Vec<usize>| src.take(format!("{p}.{name}"), shape);
+            let q = w("self_attn.q_proj.weight", vec![h * e, d])?;
+            let k = w("self_attn.k_proj.weight", vec![kv * e, d])?;
+            let v = w("self_attn.v_proj.weight", vec![kv * e, d])?;
+            let o = w("self_attn.o_proj.weight", vec![d, h * e])?;
+            let (qb, kb, vb) = match cfg.attention_bias {
+                true => (
+                    Some(w("self_attn.q_proj.bias", vec![h * e])?),
+                    Some(w("self_attn.k_proj.bias", vec![kv * e])?),
+                    Some(w("self_attn.v_proj.bias", vec![kv * e])?),
+                ),
+                false => (None, None, None),
+            };
+            let ob = optional(cfg.o_bias, || w("self_attn.o_proj.bias", vec![d]))?;
+            let q_norm = optional(cfg.qk_norm, || w("self_attn.q_norm.weight", vec![e]))?;
+            let k_norm = optional(cfg.qk_norm, || w("self_attn.k_norm.weight", vec![e]))?;
+            let gate = w("mlp.gate_proj.weight", vec![i, d])?;
+            let up = w("mlp.up_proj.weight", vec![i, d])?;
+            let down = w("mlp.down_proj.weight", vec![d, i])?;
+            let (gb, ub, db) = match cfg.mlp_bias {
+                true => (
+                    Some(w("mlp.gate_proj.bias", vec![i])?),
+                    Some(w("mlp.up_proj.bias", vec![i])?),
+                    Some(w("mlp.down_proj.bias", vec![d])?),
+                ),
+                false => (None, None, None),
+            };
+            layers.push(Layer {
+                q: Linear { w: q, b: qb },
+                k: Linear { w: k, b: kb },
+                v: Linear { w: v, b: vb },
+                o: Linear { w: o, b: ob },
+                q_norm,
+                k_norm,
+                gate: Linear { w: gate, b: gb },
+                up: Linear { w: up, b: ub },
+                down: Linear { w: down, b: db },
+                input_norm: w("input_layernorm.weight", vec![d])?,
+                post_attn_norm: w("post_attention_layernorm.weight", vec![d])?,
+            });
+        }
+        let norm = src.take("model.norm.weight".into(), vec![d])?;
+        let lm_head = match cfg.tie_word_embeddings {
+            true => embed.clone(),
+            false => src.take("lm_head.weight".into(), vec![v, d])?,
+        };
+        Ok(Weights {
+            embed,
+            layers,
+            norm,
+            lm_head,
+            named: src.named,
+        })
+    }
 }
 
 impl Model {
@@ -128,89 +266,36 @@ impl Model {
         trainable: bool,
     ) -> std::result::Result<Self, crate::Error> {
         let mut vars = BTreeMap::new();
-        let mut take = BTreeMap::new();
-        for (name, shape) in weight_shapes(cfg) {
-            let t = tensors.get(&name).ok_or_else(|| crate::Error::Tensor {
-                path: "<weights>".into(),
-                tensor: name.clone(),
-                message: "missing".into(),
-            })?;
-            if t.dims() != shape.as_slice() {
-                return Err(crate::Error::Tensor {
-                    path: "<weights>".into(),
-                    tensor: name,
-                    message: format!("expected shape {shape:?}, found {:?}", t.dims()),
-                });
-            }
-            let t = t.to_dtype(DType::F32)?;
-            let t = if trainable {
-                let var = Var::from_tensor(&t)?;
-                let t = var.as_tensor().clone();
-                vars.insert(name.clone(), var);
-                t
-            } else {
-                t.detach()
-            };
-            take.insert(name, t);
-        }
-        let mut get =
-            |name: &str| -> Tensor { take.remove(name).expect("listed by weight_shapes") };
-        let lin = |get: &mut dyn FnMut(&str) -> Tensor, p: &str, bias: bool| Linear {
-            w: get(&format!("{p}.weight")),
-            b: bias.then(|| get(&format!("{p}.bias"))),
+        let origin = Origin::Checkpoint {
+            tensors,
+            trainable,
+            vars: &mut vars,
         };
-        let embed = get("model.embed_tokens.weight");
-        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-        for l in 0..cfg.num_hidden_layers {
-            let p = format!("model.layers.{l}");
-            layers.push(Layer {
-                q: lin(
-                    &mut get,
-                    &format!("{p}.self_attn.q_proj"),
-                    cfg.attention_bias,
-                ),
-                k: lin(
-                    &mut get,
-                    &format!("{p}.self_attn.k_proj"),
-                    cfg.attention_bias,
-                ),
-                v: lin(
-                    &mut get,
-                    &format!("{p}.self_attn.v_proj"),
-                    cfg.attention_bias,
-                ),
-                o: lin(&mut get, &format!("{p}.self_attn.o_proj"), cfg.o_bias),
-                q_norm: cfg
-                    .qk_norm
-                    .then(|| get(&format!("{p}.self_attn.q_norm.weight"))),
-                k_norm: cfg
-                    .qk_norm
-                    .then(|| get(&format!("{p}.self_attn.k_norm.weight"))),
-                gate: lin(&mut get, &format!("{p}.mlp.gate_proj"), cfg.mlp_bias),
-                up: lin(&mut get, &format!("{p}.mlp.up_proj"), cfg.mlp_bias),
-                down: lin(&mut get, &format!("{p}.mlp.down_proj"), cfg.mlp_bias),
-                input_norm: get(&format!("{p}.input_layernorm.weight")),
-                post_attn_norm: get(&format!("{p}.post_attention_layernorm.weight")),
-            });
-        }
-        let norm = get("model.norm.weight");
-        let lm_head = if cfg.tie_word_embeddings {
-            embed.clone()
-        } else {
-            get("lm_head.weight")
-        };
-        let (cos, sin) = rope_tables(cfg, embed.device())?;
-        Ok(Self {
+        let weights = Weights::build(cfg, origin)?;
+        let (cos, sin) = rope_tables(cfg, weights.embed.device())?;
+        Ok(Self::assemble(cfg, weights, cos, sin, vars, Precision::F32))
+    }
+
+    fn assemble(
+        cfg: &ModelConfig,
+        w: Weights,
+        cos: Tensor,
+        sin: Tensor,
+        vars: BTreeMap<String, Var>,
+        precision: Precision,
+    ) -> Self {
+        Self {
             cfg: cfg.clone(),
-            embed,
-            layers,
-            norm,
-            lm_head,
+            embed: w.embed,
+            layers: w.layers,
+            norm: w.norm,
+            lm_head: w.lm_head,
+            named: w.named,
             cos,
             sin,
             vars,
-            precision: Precision::F32,
-        })
+            precision,
+        }
     }
 
     /// The same model computing in `precision` (weights are cast at use; the trainable copies
@@ -250,80 +335,35 @@ impl Model {
 
     /// Current weights by HF name, for saving.
     pub fn tensors(&self) -> BTreeMap<String, Tensor> {
-        let mut out = BTreeMap::new();
-        out.insert("model.embed_tokens.weight".into(), self.embed.detach());
-        for (l, layer) in self.layers.iter().enumerate() {
-            let p = format!("model.layers.{l}");
-            let mut put = |name: &str, t: &Tensor| {
-                out.insert(format!("{p}.{name}"), t.detach());
-            };
-            for (name, lin) in [
-                ("self_attn.q_proj", &layer.q),
-                ("self_attn.k_proj", &layer.k),
-                ("self_attn.v_proj", &layer.v),
-                ("self_attn.o_proj", &layer.o),
-                ("mlp.gate_proj", &layer.gate),
-                ("mlp.up_proj", &layer.up),
-                ("mlp.down_proj", &layer.down),
-            ] {
-                put(&format!("{name}.weight"), &lin.w);
-                if let Some(b) = &lin.b {
-                    put(&format!("{name}.bias"), b);
-                }
-            }
-            if let Some(t) = &layer.q_norm {
-                put("self_attn.q_norm.weight", t);
-            }
-            if let Some(t) = &layer.k_norm {
-                put("self_attn.k_norm.weight", t);
-            }
-            put("input_layernorm.weight", &layer.input_norm);
-            put("post_attention_layernorm.weight", &layer.post_attn_norm);
-        }
-        out.insert("model.norm.weight".into(), self.norm.detach());
-        if !self.cfg.tie_word_embeddings {
-            out.insert("lm_head.weight".into(), self.lm_head.detach());
-        }
-        out
+        self.named
+            .iter()
+            .map(|(name, t)| (name.clone(), t.detach()))
+            .collect()
     }
 
     /// A copy that builds no autodiff graph: what rollouts use. In f32 it shares the weights'
     /// storage (so it sees optimizer updates); in bf16 it holds a bf16 copy made now, so take a
     /// fresh one after each update.
     pub fn detached(&self) -> Self {
-        let dtype = self.precision.compute_dtype();
-        // A failed cast (out of device memory) keeps the f32 weights, which cast again at use.
-        let d = |t: &Tensor| t.detach().to_dtype(dtype).unwrap_or_else(|_| t.detach());
-        let dl = |l: &Linear| Linear {
-            w: d(&l.w),
-            b: l.b.as_ref().map(d),
+        let origin = Origin::Cast {
+            weights: &self.named,
+            dtype: self.precision.compute_dtype(),
         };
-        Self {
-            cfg: self.cfg.clone(),
-            embed: d(&self.embed),
-            layers: self
-                .layers
-                .iter()
-                .map(|l| Layer {
-                    q: dl(&l.q),
-                    k: dl(&l.k),
-                    v: dl(&l.v),
-                    o: dl(&l.o),
-                    q_norm: l.q_norm.as_ref().map(d),
-                    k_norm: l.k_norm.as_ref().map(d),
-                    gate: dl(&l.gate),
-                    up: dl(&l.up),
-                    down: dl(&l.down),
-                    input_norm: d(&l.input_norm),
-                    post_attn_norm: d(&l.post_attn_norm),
-                })
-                .collect(),
-            norm: d(&self.norm),
-            lm_head: d(&self.lm_head),
-            cos: self.cos.clone(),
-            sin: self.sin.clone(),
-            vars: BTreeMap::new(),
-            precision: self.precision,
+        match Weights::build(&self.cfg, origin) {
+            Ok(w) => Self::assemble(
+                &self.cfg,
+                w,
+                self.cos.clone(),
+                self.sin.clone(),
+                BTreeMap::new(),
+                self.precision,
+            ),
+            // Cannot happen (the names are the ones this model was built with); the uncast
+            // weights compute the same numbers.
+            Err(_) => Self {
+                vars: BTreeMap::new(),
+                ..self.clone()
+            },
         }
     }
 
