@@ -1,7 +1,8 @@
 //! Rendering HF chat templates (Jinja) with minijinja, configured to match transformers'
 //! sandboxed Jinja environment: `trim_blocks` and `lstrip_blocks` on, `raise_exception`,
-//! `strftime_now`, a `tojson` that prints like Python's `json.dumps` (no HTML escaping), and the
-//! Python string methods templates call (`startswith`, `strip`, `split`, ...).
+//! `strftime_now` (through chrono), a `tojson` that prints like Python's `json.dumps` (no HTML
+//! escaping), and the Python methods templates call (`startswith`, `strip`, `split`, `items`, ...)
+//! from minijinja-contrib's `pycompat`.
 //!
 //! It owns the template's inputs ([`ChatMessage`], the special tokens); `tokenizer.rs` calls it,
 //! never the other way round.
@@ -10,7 +11,7 @@
 //! those are errors, not silent empty strings.
 
 use minijinja::value::Value as JValue;
-use minijinja::{Environment, Error as JError, ErrorKind, State, UndefinedBehavior};
+use minijinja::{Environment, Error as JError, ErrorKind, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
 /// One turn of a conversation, as chat templates expect it.
@@ -51,7 +52,7 @@ pub(crate) fn render(
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", strftime_now);
     env.add_filter("tojson", tojson);
-    env.set_unknown_method_callback(python_method);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_template("chat_template", template)
         .map_err(|e| describe(&e))?;
     let tpl = env
@@ -161,119 +162,17 @@ fn python_json(
     Ok(())
 }
 
-/// `strftime_now(fmt)` with the UTC date: %Y %m %d %b %B %H %M %S %%.
-fn strftime_now(fmt: String) -> String {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let name = MONTHS[(month - 1) as usize];
+/// `strftime_now(fmt)`: the local time formatted as Python's `datetime.now().strftime(fmt)`.
+fn strftime_now(fmt: String) -> std::result::Result<String, JError> {
+    use std::fmt::Write;
     let mut out = String::new();
-    let mut chars = fmt.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('Y') => out.push_str(&year.to_string()),
-            Some('m') => out.push_str(&format!("{month:02}")),
-            Some('d') => out.push_str(&format!("{day:02}")),
-            Some('b') => out.push_str(&name[..3]),
-            Some('B') => out.push_str(name),
-            Some('H') => out.push_str(&format!("{:02}", rem / 3600)),
-            Some('M') => out.push_str(&format!("{:02}", rem / 60 % 60)),
-            Some('S') => out.push_str(&format!("{:02}", rem % 60)),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
-}
-
-/// The Python `str` methods chat templates use.
-fn python_method(
-    _state: &State,
-    value: &JValue,
-    method: &str,
-    args: &[JValue],
-) -> std::result::Result<JValue, JError> {
-    let unknown = || {
+    write!(out, "{}", chrono::Local::now().format(&fmt)).map_err(|_| {
         JError::new(
-            ErrorKind::UnknownMethod,
-            format!("{} has no method `{method}`", value.kind()),
+            ErrorKind::InvalidOperation,
+            format!("strftime_now: `{fmt}` is not a strftime format"),
         )
-    };
-    let Some(s) = value.as_str() else {
-        return Err(unknown());
-    };
-    let arg = |i: usize| -> std::result::Result<Option<String>, JError> {
-        match args.get(i) {
-            None => Ok(None),
-            Some(v) if v.is_none() => Ok(None),
-            Some(v) => v.as_str().map(|x| Some(x.to_string())).ok_or_else(|| {
-                JError::new(
-                    ErrorKind::InvalidOperation,
-                    format!("{method}: expected a string argument, got {v}"),
-                )
-            }),
-        }
-    };
-    let strip_set = |chars: Option<String>| {
-        move |c: char| match &chars {
-            Some(set) => set.contains(c),
-            None => c.is_whitespace(),
-        }
-    };
-    Ok(match method {
-        "startswith" => JValue::from(s.starts_with(arg(0)?.unwrap_or_default().as_str())),
-        "endswith" => JValue::from(s.ends_with(arg(0)?.unwrap_or_default().as_str())),
-        "strip" => JValue::from(s.trim_matches(strip_set(arg(0)?))),
-        "lstrip" => JValue::from(s.trim_start_matches(strip_set(arg(0)?))),
-        "rstrip" => JValue::from(s.trim_end_matches(strip_set(arg(0)?))),
-        "upper" => JValue::from(s.to_uppercase()),
-        "lower" => JValue::from(s.to_lowercase()),
-        "replace" => {
-            let (from, to) = (arg(0)?.unwrap_or_default(), arg(1)?.unwrap_or_default());
-            JValue::from(s.replace(&from, &to))
-        }
-        "split" => {
-            let parts: Vec<JValue> = match arg(0)? {
-                Some(sep) if !sep.is_empty() => s.split(sep.as_str()).map(JValue::from).collect(),
-                _ => s.split_whitespace().map(JValue::from).collect(),
-            };
-            JValue::from(parts)
-        }
-        _ => return Err(unknown()),
-    })
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -327,6 +226,18 @@ mod tests {
             out,
             r#"{"role": "user", "content": "  <b>hi</b> "}|<b>hi</b>|yes|a;b"#
         );
+    }
+
+    #[test]
+    fn strftime_now_formats_today_and_refuses_a_bad_format() {
+        let out = render("{{ strftime_now('%Y-%m-%d %B') }}", &[], false, cfg()).unwrap();
+        let today = chrono::Local::now().date_naive();
+        assert!(
+            out.starts_with(&today.format("%Y-%m-%d").to_string()),
+            "{out}"
+        );
+        let err = render("{{ strftime_now('%Q') }}", &[], false, cfg()).unwrap_err();
+        assert!(err.contains("not a strftime format"), "{err}");
     }
 
     #[test]
