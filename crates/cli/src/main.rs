@@ -9,6 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
 mod commands;
+mod progress;
 
 /// mimalloc (v3) hands freed memory back to the OS after 10 ms. candle frees and reallocates
 /// multi-MiB buffers at every op, so each training step faulted them in and zeroed them again

@@ -24,7 +24,7 @@ use crate::collective::{self, any_rank, check_replicas, check_run_dir, Collectiv
 use crate::config::{DeviceSpec, ModelSection, TrainConfig};
 use crate::grpo::GrpoTrainer;
 use crate::metrics::StepMetrics;
-use crate::progress::ProgressMode;
+use crate::progress::{self, Progress};
 use crate::run_dir::prune_checkpoints;
 use crate::run_log::RunLog;
 use crate::{Error, Result};
@@ -33,7 +33,8 @@ pub struct RunOptions {
     /// Defaults to `runs/NAME`.
     pub run_dir: Option<PathBuf>,
     pub resume: bool,
-    pub progress: ProgressMode,
+    /// Told of every step; [`progress::silent`] by default.
+    pub progress: Arc<dyn Progress>,
     /// Set (by a signal handler) to stop after the current step, with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
     /// The job's ranks; one process by default.
@@ -46,7 +47,7 @@ impl RunOptions {
         Self {
             run_dir,
             resume,
-            progress: ProgressMode::Off,
+            progress: progress::silent(),
             stop: None,
             collective: collective::single(),
         }
@@ -162,7 +163,7 @@ pub fn train(cfg: TrainConfig, opts: RunOptions) -> Result<RunSummary> {
     let mut log = match root {
         true => {
             run.begin(&config_toml)?;
-            Some(RunLog::open(&run, "grpo", opts.progress, steps)?)
+            Some(RunLog::open(&run, "grpo", opts.progress.clone(), steps)?)
         }
         false => None,
     };

@@ -5,7 +5,9 @@
 use serde::Serialize;
 
 use crate::metrics::JsonlWriter;
-use crate::progress::{Progress, ProgressMode};
+use std::sync::Arc;
+
+use crate::progress::Progress;
 use crate::run_dir::{RunDir, METRICS_FILE, SAMPLES_FILE};
 use crate::tensorboard::EventWriter;
 use crate::Result;
@@ -16,7 +18,7 @@ pub struct RunLog {
     events: EventWriter,
     /// TensorBoard tags are `{prefix}/{field}`.
     prefix: &'static str,
-    pub progress: Progress,
+    pub progress: Arc<dyn Progress>,
 }
 
 impl RunLog {
@@ -24,17 +26,19 @@ impl RunLog {
     pub fn open(
         run: &RunDir,
         prefix: &'static str,
-        mode: ProgressMode,
+        progress: Arc<dyn Progress>,
         steps: usize,
     ) -> Result<Self> {
         let done = run.done();
-        Ok(Self {
+        let log = Self {
             metrics: JsonlWriter::open(&run.dir.join(METRICS_FILE), done)?,
             samples: JsonlWriter::open(&run.dir.join(SAMPLES_FILE), done)?,
             events: EventWriter::create(&run.dir, done.map(|d| d + 1))?,
             prefix,
-            progress: Progress::new(mode, steps, done.unwrap_or(0)),
-        })
+            progress,
+        };
+        log.progress.start(steps, done.unwrap_or(0));
+        Ok(log)
     }
 
     /// Records step `step`: its metrics (a struct with a `step` field), samples and a progress

@@ -31,7 +31,7 @@ use crate::engine::{generate_groups, SamplingParams};
 use crate::grpo::checkpoint::{set_weights, OPTIMIZER_FILE, STATE_FILE};
 use crate::metrics::forward_flops;
 use crate::optim::UpdateCounters;
-use crate::progress::ProgressMode;
+use crate::progress::{self, Progress};
 use crate::run::{device, load_policy, Policy};
 use crate::run_dir::prune_checkpoints;
 use crate::run_log::RunLog;
@@ -224,7 +224,8 @@ pub struct SftOptions {
     /// Defaults to `runs/NAME`.
     pub run_dir: Option<PathBuf>,
     pub resume: bool,
-    pub progress: ProgressMode,
+    /// Told of every step; [`progress::silent`] by default.
+    pub progress: Arc<dyn Progress>,
     /// Set (by a signal handler) to stop after the current step, with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
     /// The job's ranks: each trains its share of every batch; rank 0 alone writes.
@@ -236,7 +237,7 @@ impl SftOptions {
         Self {
             run_dir,
             resume,
-            progress: ProgressMode::Off,
+            progress: progress::silent(),
             stop: None,
             collective: collective::single(),
         }
@@ -329,7 +330,7 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
     let mut log = match root {
         true => {
             run.begin(&config_toml)?;
-            Some(RunLog::open(&run, "sft", opts.progress, cfg.steps)?)
+            Some(RunLog::open(&run, "sft", opts.progress.clone(), cfg.steps)?)
         }
         false => None,
     };

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use aha_train::collective::Collective;
-use aha_train::progress::ProgressMode;
 use aha_train::sft_run::{run_sft, SftOptions, SftRunConfig};
 use anyhow::Context;
 
@@ -32,7 +31,7 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     let opts = SftOptions {
         run_dir: a.run_dir.clone(),
         resume: a.resume,
-        progress: ProgressMode::detect(cfg.output.progress),
+        progress: crate::progress::detect(cfg.output.progress),
         stop: Some(stop.flag.clone()),
         collective: world.clone(),
     };
