@@ -35,7 +35,7 @@ pub enum Error {
     Collective(String),
     #[error(transparent)]
     Model(#[from] aha_model::Error),
-    #[error("rollout: {0}")]
+    #[error("rollout")]
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Verify(#[from] aha_verify::Error),

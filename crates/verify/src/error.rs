@@ -41,6 +41,6 @@ pub enum Error {
     /// The code reward's sandbox cannot run (missing tools, bad options, host failure).
     #[error(transparent)]
     Code(#[from] crate::code::SandboxError),
-    #[error("writing scores: {0}")]
+    #[error("writing scores")]
     Write(#[source] std::io::Error),
 }

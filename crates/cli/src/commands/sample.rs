@@ -8,15 +8,18 @@
 //! stream depends only on (seed, prompt index, sample index), so the batch size does not change
 //! the output. Lines are written as each batch finishes.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::args::{check_output, open_output, BatchArgs, DeviceArgs, SamplingArgs, TemplateArgs};
 use aha_model::load::load_model;
 use aha_model::tokenizer::Tokenizer;
+use aha_model::ModelConfig;
 use aha_train::data::rows::{read_rows, Columns};
 use aha_train::data::{Item, PromptTemplate};
-use aha_train::engine::{generate_groups_from, FinishReason, Prompt, SamplingParams, StopMatcher};
+use aha_train::engine::{
+    generate_groups_from, FinishReason, Group, Prompt, SamplingParams, StopMatcher,
+};
 use aha_train::reward::VerifierText;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -80,25 +83,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let tokenizer = Tokenizer::from_dir(&args.model)
         .with_context(|| format!("loading the tokenizer of {}", args.model.display()))?;
     let sa = &args.sampling;
-    let mut params = SamplingParams {
-        temperature: sa.temperature,
-        top_p: sa.top_p,
-        top_k: sa.top_k,
-        max_new_tokens: sa.max_new_tokens,
-        stop_strings: sa.stop.clone(),
-        eos_token_ids: Vec::new(),
-        seed: sa.seed,
-        max_cache_bytes: None,
-    };
-    params.validate().context("checking the sampling options")?;
+    let mut params = sampling_params(sa)?;
     let model = load_model(&args.model, &device, false)
         .with_context(|| format!("loading the model in {}", args.model.display()))?;
     let model = args.device.prepare(model);
     if !args.ignore_eos {
-        params.eos_token_ids = tokenizer.eos_token_ids();
-        params.eos_token_ids.extend(&model.config().eos_token_ids);
-        params.eos_token_ids.sort_unstable();
-        params.eos_token_ids.dedup();
+        params.eos_token_ids = eos_token_ids(&tokenizer, model.config());
     }
     let cfg = model.config();
     let source = Source {
@@ -115,14 +105,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?
     .into_iter()
     .unzip::<_, _, Vec<_>, Vec<_>>();
-    let text = VerifierText::new(&tokenizer, model.config());
     let stop = if sa.stop.is_empty() {
         None
     } else {
         Some(StopMatcher::new(&tokenizer, &sa.stop)?)
     };
     let (k, batch_size) = (sa.k, args.batch.batch_size);
-    let (out_name, mut out) = open_output(args.output.as_deref())?;
+    let (out_name, out) = open_output(args.output.as_deref())?;
+    let mut out = LineWriter {
+        out,
+        name: out_name,
+        text: VerifierText::new(&tokenizer, model.config()),
+        written: 0,
+        flushed: 0,
+        tokens: 0,
+        stopped: 0,
+    };
     let bar = ProgressBar::new((prompts.len() * k) as u64).with_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} completions, {per_sec} ({eta} left)",
@@ -130,53 +128,105 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("progress bar template")?
         .progress_chars("=> "),
     );
-    // Lines known to be in the output: counted at each successful flush.
-    let (mut written, mut flushed) = (0usize, 0usize);
-    let (mut tokens, mut stopped) = (0usize, 0usize);
     for (b, batch) in prompts.chunks(batch_size).enumerate() {
         let first = b * batch_size;
         let groups = generate_groups_from(&model, batch, first, k, &params, stop.as_ref())
             .with_context(|| {
                 format!(
-                    "generating prompts {first}..{} ({flushed} lines written before)",
-                    first + batch.len()
+                    "generating prompts {first}..{} ({} lines written before)",
+                    first + batch.len(),
+                    out.flushed
                 )
             })?;
         for group in &groups {
-            for c in &group.completions {
-                let text = text.decode(&c.ids).context("decoding a completion")?;
-                let line = Line {
-                    row: &rows[group.prompt_index],
-                    prompt_index: group.prompt_index,
-                    sample_index: c.sample_index,
-                    completion_ids: &c.ids,
-                    completion: text,
-                    logprobs: &c.logprobs,
-                    finish_reason: c.finish_reason,
-                };
-                serde_json::to_writer(&mut out, &line)
-                    .map_err(io::Error::from)
-                    .and_then(|()| out.write_all(b"\n"))
-                    .with_context(|| write_failed(&out_name, flushed))?;
-                written += 1;
-                tokens += c.ids.len();
-                stopped += usize::from(c.finish_reason == FinishReason::Stop);
-            }
+            out.write_group(group, &rows[group.prompt_index])?;
         }
-        out.flush()
-            .with_context(|| write_failed(&out_name, flushed))?;
-        flushed = written;
+        out.flush()?;
         bar.inc((batch.len() * k) as u64);
     }
     bar.finish_and_clear();
     eprintln!(
-        "sampled {written} completions of {} prompts: {tokens} tokens in {:.1} s, {stopped} ended \
-         by EOS/stop, {} by length",
+        "sampled {} completions of {} prompts: {} tokens in {:.1} s, {} ended by EOS/stop, {} by \
+         length",
+        out.written,
         prompts.len(),
+        out.tokens,
         bar.elapsed().as_secs_f64(),
-        written - stopped
+        out.stopped,
+        out.written - out.stopped
     );
     Ok(())
+}
+
+/// The engine's sampling parameters from the command line (no EOS ids yet).
+fn sampling_params(sa: &SamplingArgs) -> anyhow::Result<SamplingParams> {
+    let params = SamplingParams {
+        temperature: sa.temperature,
+        top_p: sa.top_p,
+        top_k: sa.top_k,
+        max_new_tokens: sa.max_new_tokens,
+        stop_strings: sa.stop.clone(),
+        eos_token_ids: Vec::new(),
+        seed: sa.seed,
+        max_cache_bytes: None,
+    };
+    params.validate().context("checking the sampling options")?;
+    Ok(params)
+}
+
+/// The tokenizer's EOS ids and config.json's, sorted, without duplicates.
+fn eos_token_ids(tokenizer: &Tokenizer, cfg: &ModelConfig) -> Vec<u32> {
+    let mut ids = tokenizer.eos_token_ids();
+    ids.extend(&cfg.eos_token_ids);
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The output: one JSON line per completion, counted.
+struct LineWriter<'a> {
+    out: BufWriter<Box<dyn Write>>,
+    name: String,
+    text: VerifierText<'a>,
+    written: usize,
+    /// Lines known to be in the output: counted at each successful flush.
+    flushed: usize,
+    tokens: usize,
+    stopped: usize,
+}
+
+impl LineWriter<'_> {
+    /// One line per completion of `group`, carrying `row`'s fields.
+    fn write_group(&mut self, group: &Group, row: &Row) -> anyhow::Result<()> {
+        for c in &group.completions {
+            let text = self.text.decode(&c.ids).context("decoding a completion")?;
+            let line = Line {
+                row,
+                prompt_index: group.prompt_index,
+                sample_index: c.sample_index,
+                completion_ids: &c.ids,
+                completion: text,
+                logprobs: &c.logprobs,
+                finish_reason: c.finish_reason,
+            };
+            serde_json::to_writer(&mut self.out, &line)
+                .map_err(io::Error::from)
+                .and_then(|()| self.out.write_all(b"\n"))
+                .with_context(|| write_failed(&self.name, self.flushed))?;
+            self.written += 1;
+            self.tokens += c.ids.len();
+            self.stopped += usize::from(c.finish_reason == FinishReason::Stop);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.out
+            .flush()
+            .with_context(|| write_failed(&self.name, self.flushed))?;
+        self.flushed = self.written;
+        Ok(())
+    }
 }
 
 fn write_failed(out: &str, flushed: usize) -> String {

@@ -6,6 +6,7 @@
 //! [`checkpoint`] saves and restores its state, `run` drives it with a run directory.
 
 pub mod checkpoint;
+mod report;
 pub mod rollout;
 pub mod update;
 
@@ -22,10 +23,11 @@ use crate::algo;
 use crate::collective::{self, check_replicas, Collective};
 use crate::config::TrainConfig;
 use crate::data::{Dataset, PromptStream};
-use crate::engine::{FinishReason, SamplingParams};
-use crate::metrics::{forward_flops, Sample, StepMetrics};
+use crate::engine::SamplingParams;
+use crate::metrics::{Sample, StepMetrics};
 use crate::optim::{UpdateCounters, Updater};
 use crate::Result;
+use report::{step_flops, step_samples, CompletionTally, StepTotals};
 use rollout::{collect_rollouts, RolloutContext, Rollouts};
 use update::{SeqShard, TrainSeq, UpdateContext, UpdateStats};
 
@@ -250,118 +252,35 @@ impl GrpoTrainer {
         update_s: f64,
         step_s: f64,
     ) -> Result<StepOutput> {
-        let mcfg = self.policy.config();
-        let completions = r
-            .groups
-            .iter()
-            .flat_map(|g| g.group.completions.iter().zip(&g.scores));
-        let mut rewards = Vec::new();
-        let (mut judged_correct, mut correct, mut formatted, mut truncated, mut n) =
-            (0, 0, 0, 0, 0);
-        let (mut len_sum, mut len_max) = (0usize, 0usize);
-        for (c, s) in completions {
-            n += 1;
-            rewards.extend(s.reward.map(f64::from));
-            if let Some(ok) = s.correct {
-                judged_correct += 1;
-                correct += usize::from(ok);
-            }
-            formatted += usize::from(s.well_formed);
-            truncated += usize::from(c.finish_reason == FinishReason::Length);
-            len_sum += c.ids.len();
-            len_max = len_max.max(c.ids.len());
-        }
+        let local = CompletionTally::of(r);
+        let flops = step_flops(
+            self.policy.config(),
+            r,
+            seqs,
+            self.cfg.grpo.passes,
+            self.reference.is_some(),
+        );
+        let step = StepTotals::over_ranks(&*self.comm, &local, flops, step_s)?;
 
-        let mut flops = 0.0;
-        for g in &r.groups {
-            let p = g.group.prompt_ids.len();
-            flops += forward_flops(mcfg, 0, p);
-            flops += g
-                .group
-                .completions
-                .iter()
-                .map(|c| forward_flops(mcfg, p, c.ids.len()))
-                .sum::<f64>();
-        }
-        let trained: f64 = seqs
-            .iter()
-            .map(|s| forward_flops(mcfg, 0, s.prompt.len() + s.completion.len()))
-            .sum();
-        let reference = if self.reference.is_some() {
-            trained
-        } else {
-            0.0
-        };
-        flops += 3.0 * trained * self.cfg.grpo.passes as f64 + reference;
-
-        // The whole step's counts: sums over ranks, then the reward spread about the global
-        // mean (two passes, as `mean_std`), then the maxima.
-        let comm = &*self.comm;
-        let reward_sum: f64 = rewards.iter().sum();
-        let mut sums = [
-            n as f64,
-            judged_correct as f64,
-            correct as f64,
-            formatted as f64,
-            truncated as f64,
-            len_sum as f64,
-            rewards.len() as f64,
-            reward_sum,
-            flops,
-        ];
-        comm.sum_f64(&mut sums)?;
-        let [n, judged_correct, correct, formatted, truncated, len_sum, judged, reward_sum, flops] =
-            sums;
-        let reward_mean = match judged > 0.0 {
-            true => reward_sum / judged,
-            false => 0.0,
-        };
-        let mut spread = [rewards
-            .iter()
-            .map(|x| (x - reward_mean).powi(2))
-            .sum::<f64>()];
-        comm.sum_f64(&mut spread)?;
-        let reward_std = match judged > 0.0 {
-            true => (spread[0] / judged).sqrt(),
-            false => 0.0,
-        };
-        let mut maxima = [len_max as f64, step_s];
-        comm.max_f64(&mut maxima)?;
-        let [len_max, step_s] = maxima;
-        let share = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
-
-        self.state.flops += flops;
+        self.state.flops += step.flops;
         // The step held every rank's device for as long as the slowest rank took.
-        self.state.device_seconds += step_s * comm.size() as f64;
+        self.state.device_seconds += step.step_s * self.comm.size() as f64;
         self.state.counters = self.updater.counters;
         let device_hours = self.state.device_seconds / 3600.0;
 
-        let step = self.state.step;
-        let samples = r
-            .groups
-            .iter()
-            .take(self.cfg.output.samples_per_step)
-            .map(|g| Sample {
-                step,
-                prompt: g.item.problem.clone(),
-                completion: g.scores[0].text.clone(),
-                answer: g.item.answer.clone(),
-                reward: g.scores[0].reward,
-                correct: g.scores[0].correct,
-                tokens: g.group.completions[0].ids.len(),
-                truncated: g.group.completions[0].finish_reason == FinishReason::Length,
-            })
-            .collect();
+        let samples = step_samples(r, self.state.step, self.cfg.output.samples_per_step);
+        let c = &step.completions;
+        let share = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
         let metrics = StepMetrics {
-            step,
-            reward_mean,
-            reward_std,
-            accuracy: share(correct, judged_correct),
-            format_rate: share(formatted, n),
-            completion_len_mean: share(len_sum, n),
-            completion_len_max: len_max as usize,
-            truncated_share: share(truncated, n),
-            unjudged: (n - judged) as usize,
+            step: self.state.step,
+            reward_mean: step.reward_mean,
+            reward_std: step.reward_std,
+            accuracy: share(c.correct, c.judged_correct),
+            format_rate: share(c.formatted, c.n),
+            completion_len_mean: share(c.len_sum, c.n),
+            completion_len_max: step.len_max as usize,
+            truncated_share: share(c.truncated, c.n),
+            unjudged: (c.n - c.judged) as usize,
             groups_generated: r.total_generated,
             groups_trained: r.total_trained,
             loss: stats.loss,
@@ -371,13 +290,13 @@ impl GrpoTrainer {
             grad_norm: stats.grad_norm,
             lr: stats.lr,
             skipped_updates: stats.skipped_updates,
-            generated_tokens: len_sum as usize,
-            tokens_per_s: (len_sum + stats.tokens as f64) / step_s.max(1e-9),
+            generated_tokens: c.len_sum as usize,
+            tokens_per_s: (c.len_sum + stats.tokens as f64) / step.step_s.max(1e-9),
             rollout_s: r.rollout_s,
             reward_s: r.reward_s,
             update_s,
             allreduce_s: stats.allreduce_s,
-            step_s,
+            step_s: step.step_s,
             flops: self.state.flops,
             device_hours,
             cost_usd: device_hours * self.cfg.output.price_per_device_hour,

@@ -121,10 +121,17 @@ pub fn update_shard(
             shard.global_index.len()
         )));
     }
-    let on_policy = cfg.passes == 1 && cfg.minibatches == 1;
-    let clip = Clip {
-        low: cfg.clip_low,
-        high: cfg.clip_high,
+    let settings = LossSettings {
+        cfg,
+        ctx,
+        clip: Clip {
+            low: cfg.clip_low,
+            high: cfg.clip_high,
+        },
+        old_policy: match cfg.passes == 1 && cfg.minibatches == 1 {
+            true => OldPolicy::Current,
+            false => OldPolicy::Rollout,
+        },
     };
     let plan = plan_batches(seqs, shard, cfg.minibatches, cfg.micro_batch_size);
     let all_totals = minibatch_totals(seqs, &plan, ctx.max_new_tokens, comm)?;
@@ -140,13 +147,18 @@ pub fn update_shard(
             let mut loss_value = 0.0;
             for (u, micro) in micro_batches.iter().enumerate() {
                 let mb: Vec<TrainSeq<'_>> = micro.iter().map(|&i| seqs[i]).collect();
-                let refs = reference_logprobs.as_ref().map(|r| &r[m][u]);
-                let want_stats = pass == 0;
-                let out = micro_batch_loss(
-                    policy, &mb, refs, on_policy, clip, cfg, totals, ctx, want_stats,
-                )?;
+                let micro = MicroBatch {
+                    seqs: &mb,
+                    reference_logprobs: reference_logprobs.as_ref().map(|r| &r[m][u]),
+                    totals,
+                    stats: match pass {
+                        0 => Stats::Measure,
+                        _ => Stats::Skip,
+                    },
+                };
+                let out = micro_batch_loss(policy, &micro, &settings)?;
                 loss_value += scalar(&out.loss)?;
-                if want_stats {
+                if micro.stats == Stats::Measure {
                     first.add(&out);
                 }
                 acc.add(policy.vars(), &out.loss.backward()?)?;
@@ -240,42 +252,67 @@ struct MicroOut {
     kl: f64,
 }
 
+/// π_old of the importance ratio (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OldPolicy {
+    /// One update per step: the current policy, detached.
+    Current,
+    /// Several updates per step: the rollout's own logprobs.
+    Rollout,
+}
+
+/// Whether a micro-batch measures entropy, KL and clipping (the first pass does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stats {
+    Measure,
+    Skip,
+}
+
+/// What every micro-batch of one update shares.
+struct LossSettings<'a> {
+    cfg: &'a GrpoConfig,
+    ctx: UpdateContext,
+    clip: Clip,
+    old_policy: OldPolicy,
+}
+
+/// One micro-batch: its sequences, their reference logprobs (n, T−1) when β > 0, and the totals
+/// of the minibatch it belongs to.
+struct MicroBatch<'a> {
+    seqs: &'a [TrainSeq<'a>],
+    reference_logprobs: Option<&'a Tensor>,
+    totals: BatchTotals,
+    stats: Stats,
+}
+
 /// Forward one micro-batch and build its loss: clipped surrogate + β·KL, aggregated against the
 /// minibatch's totals.
-#[allow(clippy::too_many_arguments)]
-fn micro_batch_loss(
-    policy: &Model,
-    mb: &[TrainSeq<'_>],
-    ref_logp: Option<&Tensor>,
-    on_policy: bool,
-    clip: Clip,
-    cfg: &GrpoConfig,
-    totals: BatchTotals,
-    ctx: UpdateContext,
-    want_stats: bool,
-) -> Result<MicroOut> {
-    let packed = pack(mb, policy, ctx.pad_id)?;
+fn micro_batch_loss(policy: &Model, mb: &MicroBatch<'_>, s: &LossSettings<'_>) -> Result<MicroOut> {
+    let (cfg, ctx) = (s.cfg, s.ctx);
+    let want_stats = mb.stats == Stats::Measure;
+    let packed = pack(mb.seqs, policy, ctx.pad_id)?;
     let mask = packed.loss_mask(LossTokens::Completion, None)?; // (n, T−1)
     let (logp, entropy) = batch::token_logprobs(policy, &packed, ctx.temperature, want_stats)?;
-    let old = if on_policy {
-        logp.detach()
-    } else {
-        let lps: Vec<&[f32]> = mb.iter().map(|s| s.rollout_logprobs).collect();
-        packed.place_completion_values(&lps)?
+    let old = match s.old_policy {
+        OldPolicy::Current => logp.detach(),
+        OldPolicy::Rollout => {
+            let lps: Vec<&[f32]> = mb.seqs.iter().map(|s| s.rollout_logprobs).collect();
+            packed.place_completion_values(&lps)?
+        }
     };
-    let adv: Vec<f32> = mb.iter().map(|s| s.advantage).collect();
-    let adv = Tensor::from_vec(adv, mb.len(), policy.device())?;
-    let pl = algo::policy_loss(&logp, &old, &adv, clip)?;
+    let adv: Vec<f32> = mb.seqs.iter().map(|s| s.advantage).collect();
+    let adv = Tensor::from_vec(adv, mb.seqs.len(), policy.device())?;
+    let pl = algo::policy_loss(&logp, &old, &adv, s.clip)?;
     let mut per_token = pl.per_token;
     let mut kl_sum = 0.0;
-    if let Some(r) = ref_logp {
+    if let Some(r) = mb.reference_logprobs {
         let kl = algo::kl_penalty(&logp, r, cfg.kl_estimator)?;
         if want_stats {
             kl_sum = sum_masked(&kl, &mask)?;
         }
         per_token = (per_token + (kl * cfg.beta as f64)?)?;
     }
-    let loss = algo::aggregate(&per_token, &mask, cfg.aggregation, totals)?;
+    let loss = algo::aggregate(&per_token, &mask, cfg.aggregation, mb.totals)?;
     let (tokens, clipped, ent) = if want_stats {
         let ent = match &entropy {
             Some(e) => sum_masked(e, &mask)?,

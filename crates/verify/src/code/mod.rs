@@ -36,8 +36,8 @@ pub enum SandboxError {
     Config(String),
     #[error("the code sandbox does not work on this host: a trivial program ended {status}; bwrap said: {stderr}")]
     Probe { status: String, stderr: String },
-    #[error("starting the code sandbox: {0}")]
+    #[error("starting the code sandbox")]
     Spawn(#[source] std::io::Error),
-    #[error("supervising a sandboxed program: {0}")]
+    #[error("supervising a sandboxed program")]
     Io(#[source] std::io::Error),
 }
