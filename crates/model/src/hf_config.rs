@@ -280,7 +280,7 @@ impl Validator<'_> {
             // Qwen3Config's own default when the field is absent.
             (None, Architecture::Qwen3) => 128,
             (None, Architecture::Qwen2 | Architecture::Llama) => {
-                if hidden_size % query != 0 {
+                if !hidden_size.is_multiple_of(query) {
                     return Err(self.err(
                         "num_attention_heads",
                         format!(
