@@ -219,15 +219,16 @@ pub struct VerifierOptions {
     /// for math, countdown and format, optional for arithmetic).
     #[arg(long, value_enum)]
     pub think: Option<ThinkName>,
-    /// Where math and countdown answers are read from ([[reward]] extract = …).
+    /// Where math and countdown answers are read from: [[reward]] extract = …, with the same
+    /// default (so are --rel-tol, --use-all and --think: a command judges as training does).
     #[arg(long, value_enum, default_value = "strict")]
     pub extract: ExtractName,
     /// Math: how far (relative) a decimal answer may be from an exact reference, e.g. 0.0833333
-    /// for \frac{1}{12} ([[reward]] rel_tol = …).
+    /// for \frac{1}{12}: [[reward]] rel_tol = …, with the same default.
     #[arg(long, default_value_t = aha_verify::DEFAULT_REL_TOL, value_parser = non_negative)]
     pub rel_tol: f64,
-    /// Countdown: whether every number must be used exactly once ([[reward]] use_all = …);
-    /// false lets a solution use a subset, each number at most once.
+    /// Countdown: whether every number must be used exactly once (false: a subset, each at
+    /// most once): [[reward]] use_all = …, with the same default.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub use_all: bool,
 }

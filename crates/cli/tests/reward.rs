@@ -245,6 +245,10 @@ fn verifier_options_are_the_reward_tables() {
     ] {
         assert!(help.contains(default), "{default} missing from:\n{help}");
     }
+    assert!(
+        help.contains("[[reward]] extract") && help.contains("same default"),
+        "{help}"
+    );
 }
 
 #[test]
