@@ -24,6 +24,8 @@ pub struct ModelShape {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PretrainConfig {
+    /// Planned steps: `skill_steps` of textbook, then `steps - skill_steps` of the mixed phase;
+    /// the competence gate may add textbook steps (up to `gate.max_steps` in all).
     pub steps: usize,
     /// Documents per step.
     pub batch_size: usize,
@@ -34,6 +36,31 @@ pub struct PretrainConfig {
     /// base model's preference for answering directly.
     pub skill_steps: usize,
     pub skill_think_share: f64,
+    /// Length of the textbook phase's cosine decay (to a tenth of `lr`), whenever the gate ends
+    /// that phase.
+    pub decay_steps: usize,
+    /// Learning rate of the mixed phase (constant, fresh optimizer).
+    pub mix_lr: f64,
+    /// The competence check between the textbook phase and the mixed one.
+    pub gate: GateConfig,
+}
+
+/// The base model must earn its place before RL starts: after the textbook phase its accuracy
+/// when made to think is checked on fresh problems, and the textbook phase goes on in chunks
+/// until it reaches `think_accuracy` or pretraining reaches `max_steps`. Past the cap the run
+/// says that the base model never learned the written method (RL cannot create it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Share of checked problems the base model must solve when its response is opened with
+    /// `<think>` (sampled at the GRPO temperature).
+    pub think_accuracy: f64,
+    /// Problems checked: drawn apart from the held-out ones and never in the corpus.
+    pub problems: usize,
+    /// Textbook steps added after each failed check.
+    pub extend_steps: usize,
+    /// Pretraining steps in all (textbook, extensions and the mixed phase) the gate may use.
+    pub max_steps: usize,
 }
 
 /// R1-Zero: GRPO with the 0/1 accuracy-and-format reward.
@@ -87,12 +114,20 @@ impl DemoConfig {
                 intermediate_size: 384,
             },
             pretrain: PretrainConfig {
-                steps: 800,
                 batch_size: 32,
                 lr: 3e-3,
                 warmup_steps: 30,
-                skill_steps: 700,
+                steps: 600,
+                skill_steps: 500,
                 skill_think_share: 1.0,
+                decay_steps: 2000,
+                mix_lr: 3e-4,
+                gate: GateConfig {
+                    think_accuracy: 0.9,
+                    problems: 100,
+                    extend_steps: 100,
+                    max_steps: 2000,
+                },
             },
             grpo: GrpoConfig {
                 steps: 60,
@@ -109,12 +144,15 @@ impl DemoConfig {
         }
     }
 
-    /// `aha demo --quick`: the same base model (its column work only appears after ~600
-    /// textbook steps, so pretraining cannot shrink), fewer GRPO steps and a smaller evaluation;
-    /// the effect is clear by GRPO step 20. CI runs it.
+    /// `aha demo --quick`: the same pretraining with a lower bar and a lower cap at the gate
+    /// (60% of check problems thought right, 900 steps: the column work appears between steps
+    /// 300 and 900, so pretraining cannot shrink much), fewer GRPO steps and a smaller
+    /// evaluation; the effect is clear by GRPO step 20. CI runs it.
     pub fn quick() -> Self {
         let mut c = Self::standard();
         c.grpo.steps = 25;
+        c.pretrain.gate.max_steps = 900;
+        c.pretrain.gate.think_accuracy = 0.6;
         c.eval.problems = 100;
         c.eval.k = 2;
         c
@@ -157,7 +195,23 @@ impl DemoConfig {
         if !m.hidden_size.is_multiple_of(m.heads) || !(m.hidden_size / m.heads).is_multiple_of(2) {
             return bad("model.hidden_size", "must split into heads of even size");
         }
-        if self.pretrain.batch_size == 0 || self.pretrain.lr <= 0.0 {
+        let gate = &self.pretrain.gate;
+        if !(0.0..=1.0).contains(&gate.think_accuracy) {
+            return bad("pretrain.gate.think_accuracy", "must be between 0 and 1");
+        }
+        if gate.problems == 0 || gate.extend_steps == 0 {
+            return bad(
+                "pretrain.gate",
+                "needs at least one problem and one step per extension",
+            );
+        }
+        if self.pretrain.skill_steps > self.pretrain.steps {
+            return bad("pretrain.skill_steps", "must not exceed pretrain.steps");
+        }
+        if gate.max_steps < self.pretrain.steps {
+            return bad("pretrain.gate.max_steps", "must be at least pretrain.steps");
+        }
+        if self.pretrain.batch_size == 0 || self.pretrain.lr <= 0.0 || self.pretrain.mix_lr <= 0.0 {
             return bad("pretrain", "needs a positive batch size and learning rate");
         }
         let g = &self.grpo;

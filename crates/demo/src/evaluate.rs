@@ -14,6 +14,7 @@ use aha_train::data::{Item, PromptTemplate};
 use aha_train::eval::{sample_and_score, EvalConfig};
 use aha_verify::{split_blocks, RewardSpec, Task, TaskOptions, ThinkRule};
 
+use crate::corpus::Style;
 use crate::summary::{Evaluation, Sample};
 use crate::task::Problem;
 use crate::DemoError;
@@ -98,7 +99,45 @@ pub fn sample_and_judge(
     problems: &[Problem],
     sampling: Sampling,
 ) -> Result<Vec<Vec<Judged>>, DemoError> {
+    sample_and_judge_opening(model, tok, problems, sampling, None)
+}
+
+/// Accuracy of `model` on `problems` when its response is made to open in `style`: the prompt
+/// ends with `<think>` (or `<answer>`) and the model completes it, one sample per problem at the
+/// sampling temperature. Measures the skill itself, not how often the model chooses to use it.
+pub fn style_accuracy(
+    model: &Model,
+    tok: &Tokenizer,
+    problems: &[Problem],
+    style: Style,
+    sampling: Sampling,
+) -> Result<f64, DemoError> {
+    let judged = sample_and_judge_opening(
+        model,
+        tok,
+        problems,
+        Sampling { k: 1, ..sampling },
+        Some(style),
+    )?;
+    let right = judged.iter().flatten().filter(|j| j.correct).count();
+    Ok(right as f64 / problems.len().max(1) as f64)
+}
+
+/// [`sample_and_judge`], with the response's opening tag given in the prompt when `opening` is
+/// set (then the tag is put back in front of each completion before it is judged).
+fn sample_and_judge_opening(
+    model: &Model,
+    tok: &Tokenizer,
+    problems: &[Problem],
+    sampling: Sampling,
+    opening: Option<Style>,
+) -> Result<Vec<Vec<Judged>>, DemoError> {
     let items: Vec<Item> = problems.iter().map(item).collect();
+    let prefix = match opening {
+        None => "",
+        Some(Style::Think) => "<think>",
+        Some(Style::Direct) => "<answer>",
+    };
     let cfg = EvalConfig {
         k: sampling.k,
         temperature: sampling.temperature,
@@ -106,7 +145,9 @@ pub fn sample_and_judge(
         top_k: 0,
         max_new_tokens: sampling.max_new_tokens,
         seed: sampling.seed,
-        template: prompt_template(),
+        template: PromptTemplate::Format {
+            format: format!("Q:{{prompt}}={prefix}"),
+        },
         task: Task::Arithmetic,
         options: judge_options(),
         stop_strings: Vec::new(),
@@ -115,12 +156,22 @@ pub fn sample_and_judge(
     let mut out = Vec::with_capacity(problems.len());
     sample_and_score(model, tok, &items, &cfg, |batch| {
         for scored in batch {
+            let answer = problems.get(scored.index).map(Problem::answer);
             let judged = scored
                 .group
                 .completions
                 .iter()
                 .zip(scored.scores)
-                .map(|(c, s)| Judged::new(s.text, c.ids.len(), s.correct == Some(true)));
+                .map(|(c, s)| match opening {
+                    None => Judged::new(s.text, c.ids.len(), s.correct == Some(true)),
+                    // The reward judged the completion without its opening tag: judge the
+                    // whole response here instead.
+                    Some(_) => {
+                        let mut j = Judged::new(format!("{prefix}{}", s.text), c.ids.len(), false);
+                        j.correct = j.answer.is_some() && j.answer == answer;
+                        j
+                    }
+                });
             out.push(judged.collect());
         }
         Ok(())

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::DemoConfig;
 use crate::summary::{
-    DemoSummary, Evaluation, Sample, StepPoint, DEEPSEEK_R1_DOLLARS, DEEPSEEK_R1_GPU_HOURS,
+    DemoSummary, Evaluation, Sample, StepPoint, Verdict, DEEPSEEK_R1_DOLLARS, DEEPSEEK_R1_GPU_HOURS,
 };
 use crate::DemoError;
 
@@ -72,6 +72,22 @@ pub fn render(r: &ReportInput<'_>) -> String {
          miniature</title><style>{STYLE}</style></head><body>\n<h1>aha demo: R1-Zero's \"aha \
          moment\" in miniature</h1>"
     );
+    let bc = &s.base_check;
+    let _ = writeln!(
+        h,
+        "<p class=\"{cls}\"><b>{verdict}.</b> Base model before RL, made to think: {th} right; \
+         made to answer directly: {di} (the gate asks {thr} when thinking; {gate}).</p>",
+        cls = if bc.passed { "ok" } else { "bad" },
+        verdict = escape(s.verdict.message()),
+        th = pct(bc.think_accuracy),
+        di = pct(bc.direct_accuracy),
+        thr = pct(bc.threshold),
+        gate = match (bc.passed, bc.extended) {
+            (false, _) => format!("not reached within {} pretraining steps", s.pretrain_steps),
+            (true, true) => format!("pretraining extended to {} steps", s.pretrain_steps),
+            (true, false) => "reached".into(),
+        },
+    );
     let _ = writeln!(
         h,
         "<p>A {params}-parameter base model, pretrained here on {digits}-digit additions that \
@@ -79,8 +95,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
          reward</b> (1 for a well-formed, exactly right answer, else 0) — no supervised reasoning \
          data, no reward for thinking. On held-out problems its accuracy went from \
          <b>{ba}</b> to <b>{fa}</b> ({gain:+.1} points) and its responses from {bl:.1} to \
-         {fl:.1} tokens: it learned to work the columns inside <code>&lt;think&gt;</code> before \
-         answering (think share {bt} → {ft}).</p>",
+         {fl:.1} tokens{how} (think share {bt} → {ft}).</p>",
         params = s.parameters,
         digits = s.digits,
         ba = pct(s.base_accuracy),
@@ -90,6 +105,12 @@ pub fn render(r: &ReportInput<'_>) -> String {
         fl = s.final_mean_length,
         bt = pct(s.base_think_share),
         ft = pct(s.final_think_share),
+        how = match s.verdict {
+            Verdict::Aha => {
+                ": it learned to work the columns inside <code>&lt;think&gt;</code> before answering"
+            }
+            _ => ", but this is not the aha moment (see above)",
+        },
     );
     let _ = writeln!(
         h,
@@ -265,10 +286,11 @@ fn settings_section(h: &mut String, r: &ReportInput<'_>) {
         hd = c.model.heads,
         p = r.summary.parameters,
         v = aha_model::char_tokenizer::vocabulary().len(),
-        ps = c.pretrain.steps,
+        ps = r.summary.pretrain_steps,
         pb = c.pretrain.batch_size,
         plr = c.pretrain.lr,
-        sk = c.pretrain.skill_steps,
+        // Textbook steps actually taken: the gate may have added some.
+        sk = r.summary.pretrain_steps - (c.pretrain.steps - c.pretrain.skill_steps),
         sks = pct(c.pretrain.skill_think_share),
         ts = pct(c.mix.think_share),
         dr = direct.join(" / "),
@@ -324,7 +346,10 @@ mod tests {
             "final_think_share": 1.0, "steps": 60, "pretrain_steps": 600, "seconds": 200.0,
             "pretrain_seconds": 100.0, "grpo_seconds": 80.0, "eval_seconds": 10.0,
             "flops": 1e13, "dollars": 0.005, "price_per_hour": 0.1,
-            "base_checkpoint": "b", "final_checkpoint": "f", "report": "r"
+            "base_checkpoint": "b", "final_checkpoint": "f", "report": "r",
+            "base_check": {"threshold": 0.9, "checks": [], "passed": true, "extended": false,
+                           "think_accuracy": 0.93, "direct_accuracy": 0.2},
+            "verdict": "aha"
         }))
         .unwrap();
         let sample = Sample {

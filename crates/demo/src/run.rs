@@ -31,12 +31,14 @@ use crate::base::{model_config, Pretrainer};
 use crate::config::DemoConfig;
 use crate::corpus::{generate, Style};
 use crate::evaluate::{
-    evaluate, item, prompt_template, reward_spec, samples_for_report, Judged, Sampling,
+    evaluate, item, prompt_template, reward_spec, samples_for_report, style_accuracy, Judged,
+    Sampling,
 };
+use crate::gate::{self, check_problems};
 use crate::kl::sampled_kl;
 use crate::plot::{write_png, LinePlot, Series, PALETTE};
 use crate::report::{self, ReportInput};
-use crate::summary::{Cost, DemoSummary, Evaluation, StepPoint};
+use crate::summary::{BaseCheck, Cost, DemoSummary, Evaluation, StepPoint, Verdict};
 use crate::task::Problem;
 use crate::DemoError;
 
@@ -102,22 +104,25 @@ pub fn run_demo(
         ..Cost::default()
     };
 
-    // 1. The base model.
+    // 1. The base model, pretrained until it can think (or the step cap).
     let t = Instant::now();
     let model = random_model(&mcfg, cfg.seed, &Device::Cpu)?;
-    let mut pre = Pretrainer::new(model, cfg, held_set.clone())?;
-    obs.start(Phase::Pretrain, cfg.pretrain.steps);
-    let mut loss = f64::NAN;
-    for step in 0..cfg.pretrain.steps {
-        loss = pre.step()?.loss;
-        obs.progress(step + 1, &format!("loss {loss:.3}"));
-    }
-    cost.flops += 3.0 * mcfg.flops_per_token(32) * pre.tokens as f64;
-    let base = pre.into_model();
+    let check = check_problems(cfg, &held_set);
+    let mut unseen = held_set.clone();
+    unseen.extend(check.iter().copied());
+    let pre = Pretrainer::new(model, cfg, unseen)?;
+    let pretrained = gate::pretrain(pre, cfg, &check, &tok, obs)?;
+    cost.flops += 3.0 * mcfg.flops_per_token(32) * pretrained.tokens as f64;
+    let base = pretrained.model;
     cost.pretrain_seconds = t.elapsed().as_secs_f64();
     obs.finish(&format!(
-        "pretrained {} steps, final loss {loss:.3}",
-        cfg.pretrain.steps
+        "pretrained {} steps, final loss {:.3}; {}",
+        pretrained.steps,
+        pretrained.loss,
+        match pretrained.passed {
+            true => "it thinks right",
+            false => "it never learned to think right",
+        }
     ));
     let base_dir = out.join("base");
     save_checkpoint(&base, &tok, None, &base_dir, StoredDtype::F32)?;
@@ -135,6 +140,17 @@ pub fn run_demo(
     };
     let (base_eval, base_judged) =
         held_out_eval.run(&base, Phase::EvalBase, "base model", &mut cost, obs)?;
+    let t = Instant::now();
+    let forced = |style| style_accuracy(&base, &tok, &held_out, style, held_out_eval.sampling);
+    let base_check = BaseCheck {
+        threshold: cfg.pretrain.gate.think_accuracy,
+        checks: pretrained.checks,
+        passed: pretrained.passed,
+        extended: pretrained.steps > cfg.pretrain.steps,
+        think_accuracy: forced(Style::Think)?,
+        direct_accuracy: forced(Style::Direct)?,
+    };
+    cost.eval_seconds += t.elapsed().as_secs_f64();
 
     // 3. R1-Zero.
     let t = Instant::now();
@@ -212,7 +228,9 @@ pub fn run_demo(
         base_think_share: base_eval.think_share,
         final_think_share: final_eval.think_share,
         steps: cfg.grpo.steps,
-        pretrain_steps: cfg.pretrain.steps,
+        pretrain_steps: pretrained.steps,
+        verdict: Verdict::of(&base_check, &base_eval, &final_eval),
+        base_check,
         seconds: cost.seconds,
         pretrain_seconds: cost.pretrain_seconds,
         grpo_seconds: cost.grpo_seconds,

@@ -68,6 +68,80 @@ pub struct Cost {
     pub price_per_hour: f64,
 }
 
+/// One competence check of the base model during pretraining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateCheck {
+    /// Pretraining steps done when checked.
+    pub step: usize,
+    /// Accuracy when made to think, on the check problems.
+    pub think_accuracy: f64,
+}
+
+/// How the base model fared at the competence gate, and what it can do when made to think or
+/// to answer directly (responses opened with `<think>` or `<answer>`, on the held-out problems).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseCheck {
+    /// The think accuracy the gate asks for.
+    pub threshold: f64,
+    pub checks: Vec<GateCheck>,
+    /// Whether the textbook phase reached the threshold within the step cap.
+    pub passed: bool,
+    /// Whether pretraining went on past its planned steps.
+    pub extended: bool,
+    /// The final base model, made to think.
+    pub think_accuracy: f64,
+    /// The final base model, made to answer directly.
+    pub direct_accuracy: f64,
+}
+
+/// What the run showed, in one line of the summary and the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The base model could think, and RL made it do so: accuracy rose, responses grew.
+    Aha,
+    /// The base model could think, but RL did not turn that into a clear gain.
+    NoAha,
+    /// The base model never learned the written method within the step cap; whatever RL did
+    /// afterwards is not the aha moment.
+    BaseNeverLearned,
+}
+
+/// Gain in held-out pass@1 (and longer responses) that counts as the effect.
+pub const AHA_MIN_GAIN: f64 = 0.2;
+
+impl Verdict {
+    pub fn of(check: &BaseCheck, base: &Evaluation, trained: &Evaluation) -> Verdict {
+        if !check.passed {
+            Verdict::BaseNeverLearned
+        } else if trained.pass_at_1 - base.pass_at_1 >= AHA_MIN_GAIN
+            && trained.mean_length > base.mean_length
+        {
+            Verdict::Aha
+        } else {
+            Verdict::NoAha
+        }
+    }
+
+    /// The sentence the terminal and the report show.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Verdict::Aha => {
+                "aha: RL, rewarded only for right answers, made the base model use the written \
+                 method it already had"
+            }
+            Verdict::NoAha => {
+                "no aha moment this time: the base model could think, but RL did not turn that \
+                 into a clear gain"
+            }
+            Verdict::BaseNeverLearned => {
+                "the base model never learned the written method: RL cannot create it (not an \
+                 RL result; pretrain longer: --max-pretrain-steps)"
+            }
+        }
+    }
+}
+
 /// What DeepSeek reported for DeepSeek-R1, to set the demo's cost beside.
 pub const DEEPSEEK_R1_GPU_HOURS: f64 = 147_000.0;
 pub const DEEPSEEK_R1_DOLLARS: f64 = 294_000.0;
@@ -89,6 +163,8 @@ pub struct DemoSummary {
     /// GRPO steps taken.
     pub steps: usize,
     pub pretrain_steps: usize,
+    pub base_check: BaseCheck,
+    pub verdict: Verdict,
     pub seconds: f64,
     pub pretrain_seconds: f64,
     pub grpo_seconds: f64,
@@ -143,6 +219,9 @@ impl DemoSummary {
             ),
         ];
         let mut out = String::new();
+        if self.verdict == Verdict::BaseNeverLearned {
+            out.push_str(&format!("  {}\n\n", self.verdict.message().to_uppercase()));
+        }
         for (name, a, b) in rows {
             out.push_str(&format!("  {name:<22}{a:>10}{b:>14}\n"));
         }
@@ -151,6 +230,20 @@ impl DemoSummary {
             "accuracy gain",
             100.0 * (self.final_accuracy - self.base_accuracy)
         ));
+        let c = &self.base_check;
+        out.push_str(&format!(
+            "  {:<22}{} when made to think, {} when made to answer directly (gate: {} to think, {})\n",
+            "base model",
+            pct(c.think_accuracy),
+            pct(c.direct_accuracy),
+            pct(c.threshold),
+            match (c.passed, c.extended) {
+                (false, _) => "not reached".to_string(),
+                (true, true) => format!("reached after extending pretraining to {} steps", self.pretrain_steps),
+                (true, false) => "reached".to_string(),
+            }
+        ));
+        out.push_str(&format!("  {:<22}{}\n", "verdict", self.verdict.message()));
         out.push_str(&format!(
             "  {:<22}{} pretraining + {} GRPO steps, {:.0} s ({:.0} s pretraining, {:.0} s GRPO, {:.0} s eval)\n",
             "work",
@@ -193,6 +286,18 @@ mod tests {
             final_think_share: 1.0,
             steps: 60,
             pretrain_steps: 500,
+            base_check: BaseCheck {
+                threshold: 0.9,
+                checks: vec![GateCheck {
+                    step: 400,
+                    think_accuracy: 0.95,
+                }],
+                passed: true,
+                extended: false,
+                think_accuracy: 0.93,
+                direct_accuracy: 0.2,
+            },
+            verdict: Verdict::Aha,
             seconds: 200.0,
             pretrain_seconds: 120.0,
             grpo_seconds: 60.0,
@@ -212,6 +317,26 @@ mod tests {
         assert!(t.contains("29.0%") && t.contains("95.0%"), "{t}");
         assert!(t.contains("+66.0 points"), "{t}");
         assert!(t.contains("147K H800"), "{t}");
+        assert!(
+            t.contains("93.0% when made to think") && t.contains("aha:"),
+            "{t}"
+        );
+        assert!(!t.contains("NEVER LEARNED"), "{t}");
+    }
+
+    #[test]
+    fn a_base_model_that_cannot_think_is_said_so_first() {
+        let mut s = summary();
+        s.base_check.passed = false;
+        s.verdict = Verdict::BaseNeverLearned;
+        let t = s.table();
+        assert!(
+            t.trim_start().starts_with(
+                "THE BASE MODEL NEVER LEARNED THE WRITTEN METHOD: RL CANNOT CREATE IT"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("not reached"), "{t}");
     }
 
     #[test]

@@ -30,6 +30,14 @@ pub struct Args {
     /// Pretraining steps of the base model (default: the preset's).
     #[arg(long)]
     pretrain_steps: Option<usize>,
+    /// Accuracy the base model must reach when made to think, on fresh check problems, before
+    /// RL starts (default 0.9); below it the textbook phase of pretraining goes on.
+    #[arg(long)]
+    think_threshold: Option<f64>,
+    /// Most pretraining steps the competence gate may use (default 2000). Reaching it without
+    /// the threshold ends in "the base model never learned the written method".
+    #[arg(long)]
+    max_pretrain_steps: Option<usize>,
     /// Seed of everything: the same seed gives the same run.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -69,7 +77,17 @@ impl Args {
             c.grpo.steps = s;
         }
         if let Some(s) = self.pretrain_steps {
+            // The mixed phase keeps its length; the textbook phase takes the rest.
+            let mixed = c.pretrain.steps - c.pretrain.skill_steps;
             c.pretrain.steps = s;
+            c.pretrain.skill_steps = s.saturating_sub(mixed);
+            c.pretrain.gate.max_steps = c.pretrain.gate.max_steps.max(s);
+        }
+        if let Some(t) = self.think_threshold {
+            c.pretrain.gate.think_accuracy = t;
+        }
+        if let Some(m) = self.max_pretrain_steps {
+            c.pretrain.gate.max_steps = m;
         }
         if let Some(d) = self.digits {
             c.digits = d;
