@@ -5,6 +5,29 @@ mod common;
 
 use common::{fixture, ok, s};
 
+/// `aha bench --json` on `shapes` for one step without warm-up, with a 2 × G 2 × 4-token
+/// GRPO step, plus `extra` flags.
+fn tiny_bench(shapes: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "bench",
+        "--json",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--shapes",
+        shapes,
+        "--grpo-prompts",
+        "2",
+        "--grpo-group",
+        "2",
+        "--grpo-new-tokens",
+        "4",
+    ];
+    args.extend(extra);
+    ok(&args)
+}
+
 fn rows(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
@@ -14,22 +37,7 @@ fn rows(stdout: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn json_rows_carry_row_seconds_tokens_and_breakdown() {
-    let out = ok(&[
-        "bench",
-        "--json",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--shapes",
-        "matmul,grpo-step",
-        "--grpo-prompts",
-        "2",
-        "--grpo-group",
-        "2",
-        "--grpo-new-tokens",
-        "4",
-    ]);
+    let out = tiny_bench("matmul,grpo-step", &[]);
     let rows = rows(&out);
     let names: Vec<&str> = rows.iter().map(|r| r["row"].as_str().unwrap()).collect();
     assert_eq!(names, ["matmul", "grpo-step"], "{out}");
@@ -50,24 +58,7 @@ fn json_rows_carry_row_seconds_tokens_and_breakdown() {
 #[test]
 fn model_flag_runs_the_grpo_step_on_a_checkpoint() {
     let model = fixture("qwen2_tied_f32");
-    let out = ok(&[
-        "bench",
-        "--json",
-        "--steps",
-        "1",
-        "--warmup",
-        "0",
-        "--shapes",
-        "grpo-step",
-        "--grpo-prompts",
-        "2",
-        "--grpo-group",
-        "2",
-        "--grpo-new-tokens",
-        "4",
-        "--model",
-        s(&model),
-    ]);
+    let out = tiny_bench("grpo-step", &["--model", s(&model)]);
     let rows = rows(&out);
     assert_eq!(rows.len(), 1, "{out}");
     assert_eq!(rows[0]["row"], "grpo-step");
