@@ -6,8 +6,8 @@
 //! styles ([`task`], [`corpus`]) until it can think ([`gate`]), evaluates it on held-out
 //! problems ([`evaluate`], through `aha_train::eval`), runs R1-Zero — `aha_train::grpo` under
 //! a `TrainConfig` built in code, a 0/1 exact-answer reward from aha-verify, no KL penalty, no
-//! reasoning data — evaluates again, and writes HF checkpoints, PNG curves ([`plot`]),
-//! `report.html` ([`report`]) and `summary.json` ([`summary`]). [`config`] holds the presets;
+//! reasoning data — evaluates again, and writes HF checkpoints, `report.html` with its curves
+//! ([`report`], [`plot`]) and `summary.json` ([`summary`]). [`config`] holds the presets;
 //! progress goes to a [`run::Observer`] the caller implements (the CLI draws bars).
 //!
 //! Choices, and what trials showed (2-core machine, see DESIGN.md for the PyTorch prototype):
@@ -64,6 +64,9 @@ pub enum DemoError {
     },
     #[error("demo config: {0}")]
     Config(String),
+    /// A fault in `report.html.j2` or its context: minijinja's error names the line.
+    #[error("rendering report.html")]
+    Report(#[source] minijinja::Error),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error(transparent)]

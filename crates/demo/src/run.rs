@@ -36,7 +36,6 @@ use crate::evaluate::{
 };
 use crate::gate::{self, check_problems};
 use crate::kl::sampled_kl;
-use crate::plot::{write_png, LinePlot, Series, PALETTE};
 use crate::report::{self, ReportInput};
 use crate::summary::{BaseCheck, Cost, DemoSummary, Evaluation, StepPoint, Verdict};
 use crate::task::Problem;
@@ -207,8 +206,7 @@ pub fn run_demo(
     let (final_eval, final_judged) =
         held_out_eval.run(&policy, Phase::EvalFinal, "after GRPO", &mut cost, obs)?;
 
-    // 5. Plots, report, summary.
-    let plots = write_plots(&points, out)?;
+    // 5. Report, summary.
     let corpus = generate(20_000, cfg.digits, &cfg.mix, cfg.seed, &HashSet::new());
     let corpus_think =
         corpus.iter().filter(|d| d.style == Style::Think).count() as f64 / corpus.len() as f64;
@@ -254,7 +252,6 @@ pub fn run_demo(
                 steps: &points,
                 samples_before: &before,
                 samples_after: &after,
-                plots: &plots,
                 corpus_think_share: corpus_think,
                 corpus_accuracy: corpus_acc,
             },
@@ -398,69 +395,6 @@ fn eval_flops(mcfg: &aha_model::ModelConfig, problems: &[Problem], k: usize, mea
     let prompt = problems.first().map_or(0, |p| p.prompt().len());
     let tokens = problems.len() as f64 * (prompt as f64 + k as f64 * mean_len);
     mcfg.flops_per_token(prompt + mean_len as usize) * tokens
-}
-
-fn write_plots(points: &[StepPoint], out: &Path) -> Result<Vec<(String, String)>, DemoError> {
-    let series = |label: &str, f: &dyn Fn(&StepPoint) -> f64, color: usize| Series {
-        label: label.into(),
-        points: points.iter().map(|p| (p.step as f64, f(p))).collect(),
-        color: PALETTE[color],
-    };
-    let plots = [
-        (
-            "accuracy.png",
-            "Training accuracy and think share per GRPO step",
-            LinePlot {
-                title: "Accuracy and think share".into(),
-                x_label: "GRPO step".into(),
-                y_label: "share of rollouts".into(),
-                series: vec![
-                    series("accuracy", &|p| p.accuracy, 0),
-                    series("think share", &|p| p.think_share, 1),
-                ],
-                y_range: Some((0.0, 1.0)),
-            },
-        ),
-        (
-            "reward.png",
-            "Mean reward per GRPO step",
-            LinePlot {
-                title: "Mean reward".into(),
-                x_label: "GRPO step".into(),
-                y_label: "reward".into(),
-                series: vec![series("reward", &|p| p.reward, 0)],
-                y_range: Some((0.0, 1.0)),
-            },
-        ),
-        (
-            "length.png",
-            "Mean response length (tokens) per GRPO step",
-            LinePlot {
-                title: "Mean response length".into(),
-                x_label: "GRPO step".into(),
-                y_label: "tokens".into(),
-                series: vec![series("length", &|p| p.mean_length, 2)],
-                y_range: None,
-            },
-        ),
-        (
-            "kl.png",
-            "KL(policy || base) on sampled tokens, per GRPO step (not optimised)",
-            LinePlot {
-                title: "KL to the base model".into(),
-                x_label: "GRPO step".into(),
-                y_label: "nats per token".into(),
-                series: vec![series("KL", &|p| p.kl, 3)],
-                y_range: None,
-            },
-        ),
-    ];
-    let mut out_list = Vec::new();
-    for (file, caption, plot) in plots {
-        write_png(&plot, &out.join(file))?;
-        out_list.push((file.to_string(), caption.to_string()));
-    }
-    Ok(out_list)
 }
 
 /// `grpo_metrics.jsonl`: the plotted numbers, one line per step.

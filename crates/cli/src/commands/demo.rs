@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// 3. Train it with GRPO and a rule-checked reward only (1 for an exactly right, well-formed
 ///    answer): no reasoning data, no reward for thinking.
 /// 4. Evaluate again. Accuracy climbs and responses grow longer: RL up-weights the thinking the
-///    base model already had. Writes report.html, PNG curves, summary.json and HF checkpoints.
+///    base model already had. Writes report.html (curves drawn in), summary.json and HF checkpoints.
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
