@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aha_model::config::StoredDtype;
+use aha_model::load::GenerationConfig;
 use aha_model::tokenizer::{ChatMessage, Tokenizer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -310,90 +311,35 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
     cfg.validate()?;
     let config_toml = cfg.to_toml()?;
     let comm = opts.collective.clone();
-    let root = comm.rank() == 0;
     let run = check_run_dir(&*comm, &dir, opts.resume, &config_toml)?;
-    let device = device(cfg.device)?;
-    let Policy {
-        model,
-        tokenizer,
-        generation,
-    } = load_policy(&cfg.model, &device)?;
-    let model = model.with_precision(cfg.dtype);
-    let examples = read_examples(&cfg.data.path, &tokenizer, model.config().vocab_size)?;
-    let mut trainer =
-        SftTrainer::new(model, cfg.trainer_config(), cfg.steps)?.with_collective(comm.clone());
-    let mut state = SftState::default();
-    if let Some((_, ckpt)) = &run.resume_from {
-        state = restore(&mut trainer, ckpt)?;
-    }
-    check_replicas(&*comm, trainer.model().vars(), "at the start")?;
-    let mut log = match root {
+    let resume_from = run.resume_from.as_ref().map(|(_, ckpt)| ckpt.as_path());
+    let mut job = SftJob::open(cfg, &comm, resume_from)?;
+    let mut log = match comm.rank() == 0 {
         true => {
             run.begin(&config_toml)?;
             Some(RunLog::open(&run, "sft", opts.progress.clone(), cfg.steps)?)
         }
         false => None,
     };
-    let mut order = ExampleOrder::new(cfg.seed, examples.len(), state.epoch, state.cursor);
-    let mcfg = trainer.model().config().clone();
-    let save = |trainer: &SftTrainer, state: &SftState, dir: &Path| {
-        aha_model::save::write_atomically(dir, |tmp| {
-            let wrap = |e: Error| aha_model::Error::Input(e.to_string());
-            let g = generation.as_ref();
-            aha_model::save::save_checkpoint(
-                trainer.model(),
-                &tokenizer,
-                g,
-                tmp,
-                StoredDtype::F32,
-            )?;
-            trainer
-                .save_optimizer(&tmp.join(OPTIMIZER_FILE))
-                .map_err(wrap)?;
-            write_state(&tmp.join(STATE_FILE), state).map_err(wrap)
-        })
-    };
 
     let (mut last, mut checkpoint, mut stopped) = (None, None, false);
-    while state.step < cfg.steps {
-        let started = Instant::now();
-        let batch: Vec<Example> = (0..cfg.sft.batch_size)
-            .map(|_| examples[order.next()].clone())
-            .collect();
-        let stats = trainer.step(&batch)?;
-        let step_s = started.elapsed().as_secs_f64();
-        state.step += 1;
-        (state.epoch, state.cursor) = (order.epoch, order.cursor);
-        state.counters = trainer.counters();
-        state.flops += 3.0
-            * batch
-                .iter()
-                .map(|e| forward_flops(&mcfg, 0, e.prompt_ids.len() + e.completion_ids.len()))
-                .sum::<f64>();
-        // Every rank's device was held for the step.
-        state.device_seconds += step_s * comm.size() as f64;
-        let m = metrics_line(&state, &stats, step_s, cfg.output.price_per_device_hour);
-        let summary = format!("loss {:.4} grad norm {:.3}", m.loss, m.grad_norm);
-        let step = state.step;
-        if step == 1 || step.is_multiple_of(REPLICA_CHECK_EVERY) {
-            check_replicas(
-                &*comm,
-                trainer.model().vars(),
-                &format!("after step {step}"),
-            )?;
-        }
+    while job.state.step < cfg.steps {
+        let (batch, m) = job.step(cfg, &*comm)?;
+        let step = job.state.step;
         if let Some(log) = &mut log {
-            log.step(state.step, &m, &[] as &[SftSample], &summary)?;
+            let summary = format!("loss {:.4} grad norm {:.3}", m.loss, m.grad_norm);
+            log.step(step, &m, &[] as &[SftSample], &summary)?;
         }
         // A signal may reach the ranks in different steps: all stop when any has seen one.
         stopped = any_rank(&*comm, stop_flag(&opts))?;
         if step.is_multiple_of(cfg.output.checkpoint_every) || step == cfg.steps || stopped {
             let ckpt = run.checkpoint(step);
             if let Some(log) = &mut log {
-                save(&trainer, &state, &ckpt)?;
+                job.save(&ckpt)?;
                 prune_checkpoints(&run.checkpoints(), cfg.output.keep_last)?;
                 let n = cfg.output.samples_per_step.min(batch.len());
-                log.samples(&greedy_samples(&trainer, &tokenizer, &batch[..n], step)?)?;
+                let samples = greedy_samples(&job.trainer, &job.tokenizer, &batch[..n], step)?;
+                log.samples(&samples)?;
             }
             checkpoint = Some(ckpt);
         }
@@ -409,12 +355,111 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
     comm.barrier()?;
     Ok(SftSummary {
         run_dir: dir,
-        steps: state.step,
+        steps: job.state.step,
         resumed_from: run.resume_from.map(|(_, d)| d),
         last,
         checkpoint,
         stopped,
     })
+}
+
+/// What an SFT run holds between steps: the trainer and its state, the examples in their
+/// order, and what every checkpoint writes beside the weights.
+struct SftJob {
+    trainer: SftTrainer,
+    state: SftState,
+    examples: Vec<Example>,
+    order: ExampleOrder,
+    tokenizer: Tokenizer,
+    generation: Option<GenerationConfig>,
+}
+
+impl SftJob {
+    /// Loads the model and examples `cfg` names, resumes from `resume_from` and checks that
+    /// every rank starts from the same weights.
+    fn open(
+        cfg: &SftRunConfig,
+        comm: &Arc<dyn Collective>,
+        resume_from: Option<&Path>,
+    ) -> Result<Self> {
+        let device = device(cfg.device)?;
+        let Policy {
+            model,
+            tokenizer,
+            generation,
+        } = load_policy(&cfg.model, &device)?;
+        let model = model.with_precision(cfg.dtype);
+        let examples = read_examples(&cfg.data.path, &tokenizer, model.config().vocab_size)?;
+        let mut trainer =
+            SftTrainer::new(model, cfg.trainer_config(), cfg.steps)?.with_collective(comm.clone());
+        let mut state = SftState::default();
+        if let Some(ckpt) = resume_from {
+            state = restore(&mut trainer, ckpt)?;
+        }
+        check_replicas(&**comm, trainer.model().vars(), "at the start")?;
+        let order = ExampleOrder::new(cfg.seed, examples.len(), state.epoch, state.cursor);
+        Ok(SftJob {
+            trainer,
+            state,
+            examples,
+            order,
+            tokenizer,
+            generation,
+        })
+    }
+
+    /// One optimizer step on the next batch, counted into the state (FLOPs, device time).
+    /// Returns the batch and the step's metrics line.
+    fn step(
+        &mut self,
+        cfg: &SftRunConfig,
+        comm: &dyn Collective,
+    ) -> Result<(Vec<Example>, SftMetrics)> {
+        let started = Instant::now();
+        let batch: Vec<Example> = (0..cfg.sft.batch_size)
+            .map(|_| self.examples[self.order.next()].clone())
+            .collect();
+        let stats = self.trainer.step(&batch)?;
+        let step_s = started.elapsed().as_secs_f64();
+        let state = &mut self.state;
+        state.step += 1;
+        (state.epoch, state.cursor) = (self.order.epoch, self.order.cursor);
+        state.counters = self.trainer.counters();
+        let mcfg = self.trainer.model().config();
+        state.flops += 3.0
+            * batch
+                .iter()
+                .map(|e| forward_flops(mcfg, 0, e.prompt_ids.len() + e.completion_ids.len()))
+                .sum::<f64>();
+        // Every rank's device was held for the step.
+        state.device_seconds += step_s * comm.size() as f64;
+        let m = metrics_line(state, &stats, step_s, cfg.output.price_per_device_hour);
+        let step = state.step;
+        if step == 1 || step.is_multiple_of(REPLICA_CHECK_EVERY) {
+            let when = format!("after step {step}");
+            check_replicas(comm, self.trainer.model().vars(), &when)?;
+        }
+        Ok((batch, m))
+    }
+
+    /// Writes a checkpoint (weights, tokenizer, optimizer, state) into `dir`, atomically.
+    fn save(&self, dir: &Path) -> Result<()> {
+        aha_model::save::write_atomically(dir, |tmp| {
+            let wrap = |e: Error| aha_model::Error::Input(e.to_string());
+            aha_model::save::save_checkpoint(
+                self.trainer.model(),
+                &self.tokenizer,
+                self.generation.as_ref(),
+                tmp,
+                StoredDtype::F32,
+            )?;
+            self.trainer
+                .save_optimizer(&tmp.join(OPTIMIZER_FILE))
+                .map_err(wrap)?;
+            write_state(&tmp.join(STATE_FILE), &self.state).map_err(wrap)
+        })?;
+        Ok(())
+    }
 }
 
 fn stop_flag(opts: &SftOptions) -> bool {

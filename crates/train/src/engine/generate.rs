@@ -65,12 +65,9 @@ pub fn generate_groups_from(
     let capacity = longest + params.max_new_tokens - 1;
     check_memory(cfg, b, g, capacity, params.max_cache_bytes)?;
 
-    let device = model.device().clone();
     let mut cache = model.new_cache(b, capacity)?;
     let logits = prefill(&model, prompts, &mut cache)?; // (B, V)
-    let v = cfg.vocab_size;
-
-    let mut live: Vec<Row> = (0..b)
+    let live: Vec<Row> = (0..b)
         .flat_map(|p| {
             (0..g).map(move |s| Row {
                 prompt: p,
@@ -83,49 +80,90 @@ pub fn generate_groups_from(
             })
         })
         .collect();
-    // The first token of all G rows of a prompt comes from the prompt's one prefill.
-    step_rows(&mut live, &logits, v, params, stop, |r| r.prompt)?;
-    let mut done = Vec::with_capacity(live.len());
-    let fork: Vec<u32> = live
-        .iter()
-        .filter(|r| r.finish.is_none())
-        .map(|r| r.prompt as u32)
-        .collect();
-    let identity = fork.len() == b && fork.iter().enumerate().all(|(i, &p)| p as usize == i);
-    if !identity && !fork.is_empty() {
-        cache = cache.select_rows(&fork)?;
+    let mut decoding = Decoding {
+        model: &model,
+        params,
+        stop,
+        cache,
+        done: Vec::with_capacity(live.len()),
+        live,
+    };
+    decoding.fork(&logits, b)?;
+    while !decoding.live.is_empty() {
+        decoding.step()?;
     }
-    let (unfinished, finished): (Vec<Row>, Vec<Row>) =
-        live.into_iter().partition(|r| r.finish.is_none());
-    done.extend(finished);
-    live = unfinished;
+    Ok(into_groups(decoding.done, prompts, first_prompt_index, g))
+}
 
-    while !live.is_empty() {
-        let n = live.len();
-        let ids: Vec<u32> = live.iter().map(Row::last).collect();
-        let pos: Vec<u32> = live.iter().map(|r| r.next_position()).collect();
-        let logits = model.forward_cached(
-            &Tensor::from_vec(ids, (n, 1), &device)?,
-            &Tensor::from_vec(pos, (n, 1), &device)?,
-            &Tensor::ones((n, 1), DType::F32, &device)?,
-            &mut cache,
+/// The rows being decoded, in cache order, and those that have finished.
+struct Decoding<'a, 's> {
+    model: &'a Model,
+    params: &'a SamplingParams,
+    stop: Option<&'a StopMatcher<'s>>,
+    cache: KvCache,
+    live: Vec<Row>,
+    done: Vec<Row>,
+}
+
+impl Decoding<'_, '_> {
+    /// Samples every row's first token from its prompt's prefill logits (B, V): all G rows of a
+    /// prompt share the prompt's one prefill. Then forks the cache from B prompt rows into one
+    /// row per unfinished completion.
+    fn fork(&mut self, logits: &Tensor, b: usize) -> Result<(), EngineError> {
+        let v = self.model.config().vocab_size;
+        step_rows(&mut self.live, logits, v, self.params, self.stop, |r| {
+            r.prompt
+        })?;
+        let fork: Vec<u32> = (self.live.iter())
+            .filter(|r| r.finish.is_none())
+            .map(|r| r.prompt as u32)
+            .collect();
+        let identity = fork.len() == b && fork.iter().enumerate().all(|(i, &p)| p as usize == i);
+        if !identity && !fork.is_empty() {
+            self.cache = self.cache.select_rows(&fork)?;
+        }
+        self.retire();
+        Ok(())
+    }
+
+    /// Feeds every live row its last token and samples the next; compacts the cache once
+    /// enough rows have finished.
+    fn step(&mut self) -> Result<(), EngineError> {
+        let n = self.live.len();
+        let device = self.model.device();
+        let ids: Vec<u32> = self.live.iter().map(Row::last).collect();
+        let pos: Vec<u32> = self.live.iter().map(|r| r.next_position()).collect();
+        let logits = self.model.forward_cached(
+            &Tensor::from_vec(ids, (n, 1), device)?,
+            &Tensor::from_vec(pos, (n, 1), device)?,
+            &Tensor::ones((n, 1), DType::F32, device)?,
+            &mut self.cache,
         )?;
-        step_rows(&mut live, &logits, v, params, stop, |r| r.slot)?;
-        let finished = live.iter().filter(|r| r.finish.is_some()).count();
+        let v = self.model.config().vocab_size;
+        step_rows(&mut self.live, &logits, v, self.params, self.stop, |r| {
+            r.slot
+        })?;
+        let finished = self.live.iter().filter(|r| r.finish.is_some()).count();
         if finished == n {
-            done.append(&mut live);
+            self.done.append(&mut self.live);
         } else if finished as f64 >= COMPACT_FRACTION * n as f64 {
             let keep: Vec<u32> = (0..n as u32)
-                .filter(|&i| live[i as usize].finish.is_none())
+                .filter(|&i| self.live[i as usize].finish.is_none())
                 .collect();
-            cache = cache.select_rows(&keep)?;
-            let (unfinished, finished): (Vec<Row>, Vec<Row>) =
-                live.into_iter().partition(|r| r.finish.is_none());
-            done.extend(finished);
-            live = unfinished;
+            self.cache = self.cache.select_rows(&keep)?;
+            self.retire();
         }
+        Ok(())
     }
-    Ok(into_groups(done, prompts, first_prompt_index, g))
+
+    /// Moves finished rows to `done`, keeping the live ones in cache order.
+    fn retire(&mut self) {
+        let (unfinished, finished): (Vec<Row>, Vec<Row>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|r| r.finish.is_none());
+        self.done.extend(finished);
+        self.live = unfinished;
+    }
 }
 
 /// One completion being decoded.

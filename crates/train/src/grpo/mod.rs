@@ -29,7 +29,7 @@ use crate::optim::{UpdateCounters, Updater};
 use crate::Result;
 use report::{step_flops, step_samples, CompletionTally, StepTotals};
 use rollout::{collect_rollouts, RolloutContext, Rollouts};
-use update::{SeqShard, TrainSeq, UpdateContext, UpdateStats};
+use update::{RankShare, SeqShard, TrainSeq, UpdateContext, UpdateStats};
 
 /// Steps between checks that data-parallel ranks still hold identical weights (and after the
 /// first step, where a mismatched start shows).
@@ -198,15 +198,18 @@ impl GrpoTrainer {
     fn update(&mut self, seqs: &[TrainSeq<'_>], shard: &SeqShard) -> Result<(UpdateStats, f64)> {
         let (ctx, started) = (self.update_context(), Instant::now());
         let reference = self.reference.as_ref();
+        let share = RankShare {
+            seqs,
+            shard,
+            comm: &*self.comm,
+        };
         let stats = update::update_shard(
             &self.policy,
             reference,
             &mut self.updater,
-            seqs,
-            shard,
+            share,
             &self.cfg.grpo,
             ctx,
-            &*self.comm,
         )?;
         Ok((stats, started.elapsed().as_secs_f64()))
     }

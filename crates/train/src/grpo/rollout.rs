@@ -7,6 +7,7 @@
 //! sample index)`; positions only grow, so a completion never depends on batch composition or
 //! on how many refill rounds came before it, and a resumed run draws the same ones.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use aha_model::tokenizer::Tokenizer;
@@ -70,100 +71,133 @@ pub struct RolloutContext<'a> {
     pub comm: &'a dyn Collective,
 }
 
+/// Collects one step's rollouts: rounds of generation and scoring until B groups are kept (or
+/// the refill rounds run out).
 pub fn collect_rollouts(ctx: &RolloutContext<'_>, stream: &mut PromptStream) -> Result<Rollouts> {
     let b = ctx.cfg.rollout.prompts_per_step;
-    let g = ctx.cfg.rollout.group_size;
-    let stop = match ctx.sampling.stop_strings.is_empty() {
-        true => None,
-        false => Some(
-            StopMatcher::with_decoder(&ctx.sampling.stop_strings, |ids| {
-                ctx.tokenizer.decode(ids, false).map_err(|e| e.to_string())
-            })
-            .map_err(|e| Error::config("rollout.stop_strings", e.to_string()))?,
-        ),
-    };
+    let stop = stop_matcher(ctx)?;
     let mut out = Rollouts::default();
     let max_rounds = match ctx.cfg.grpo.filter {
         GroupFilter::KeepAll => 1,
         GroupFilter::DropUniform => 1 + ctx.cfg.grpo.max_refill_rounds,
     };
-    let comm = ctx.comm;
     for _round in 0..max_rounds {
-        // Every rank draws the same global batch and generates its own slice of it.
-        let need = b - out.total_trained;
-        let batch = stream.next_batch(need);
-        let first = batch.first().map_or(0, |(k, _)| *k as usize);
-        let round_len = batch.len();
-        let mine = shard(round_len, comm.rank(), comm.size());
-        let items: Vec<Item> = batch
-            .into_iter()
-            .skip(mine.start)
-            .take(mine.len())
-            .map(|(_, item)| item)
-            .collect();
-        let prompts = items
-            .iter()
-            .map(|it| ctx.cfg.data.template.encode(it, ctx.tokenizer))
-            .collect::<Result<Vec<_>>>()?;
-
-        let t = Instant::now();
-        let offset = first + mine.start;
-        let groups = engine::generate_groups_from(
-            ctx.policy,
-            &prompts,
-            offset,
-            g,
-            ctx.sampling,
-            stop.as_ref(),
-        )?; // B/N groups of G
-        out.rollout_s += t.elapsed().as_secs_f64();
-
-        let t = Instant::now();
-        let local: Vec<Group> = groups
-            .into_iter()
-            .map(|mut gr| {
-                gr.prompt_index -= offset;
-                gr
-            })
-            .collect();
-        let text = VerifierText::new(ctx.tokenizer, ctx.policy.config());
-        let scores = score_groups(ctx.reward, &text, &items, &local)?; // (B/N·G)
-        out.reward_s += t.elapsed().as_secs_f64();
-
-        // Per global slot of the round: [informative, loss sequences], summed over ranks so
-        // every rank makes the same keep decisions in prompt-stream order.
-        let mut slots = vec![0.0f64; 2 * round_len];
-        let mut scores = scores.into_iter();
-        let base = out.groups.len();
-        for (j, (item, group)) in items.into_iter().zip(local).enumerate() {
-            let s: Vec<CompletionScore> = scores.by_ref().take(g).collect();
-            let scored = shape(ctx.cfg, item, group, s);
-            let informative = algo::informative_groups(&scored.shaped, g)[0];
-            slots[2 * (mine.start + j)] = f64::from(u8::from(informative));
-            slots[2 * (mine.start + j) + 1] = scored.in_loss.iter().filter(|&&k| k).count() as f64;
-            out.groups.push(scored);
-        }
-        comm.sum_f64(&mut slots)?;
-        for (i, slot) in slots.chunks(2).enumerate() {
-            let keep = match ctx.cfg.grpo.filter {
-                GroupFilter::KeepAll => true,
-                GroupFilter::DropUniform => slot[0] > 0.5,
-            };
-            if keep && out.total_trained < b {
-                out.total_trained += 1;
-                if mine.contains(&i) {
-                    out.trained.push(base + i - mine.start);
-                    out.trained_offsets.push(out.total_seqs);
-                }
-                out.total_seqs += slot[1] as usize;
-            }
-        }
-        out.total_generated += round_len;
+        let round = generate_round(ctx, stream, b - out.total_trained, stop.as_ref(), &mut out)?;
+        keep_groups(ctx, round, &mut out)?;
         if out.total_trained >= b {
             break;
         }
     }
     Ok(out)
+}
+
+fn stop_matcher<'a>(ctx: &RolloutContext<'a>) -> Result<Option<StopMatcher<'a>>> {
+    if ctx.sampling.stop_strings.is_empty() {
+        return Ok(None);
+    }
+    StopMatcher::with_decoder(&ctx.sampling.stop_strings, |ids| {
+        ctx.tokenizer.decode(ids, false).map_err(|e| e.to_string())
+    })
+    .map(Some)
+    .map_err(|e| Error::config("rollout.stop_strings", e.to_string()))
+}
+
+/// This rank's share of one round: its prompts, their groups and scores, and where the share
+/// sits among the round's `len` prompts.
+struct RoundShare {
+    items: Vec<Item>,
+    groups: Vec<Group>,
+    /// (share·G), group by group.
+    scores: Vec<CompletionScore>,
+    mine: Range<usize>,
+    len: usize,
+}
+
+/// Draws a round of `need` prompts (every rank draws the same global batch), generates and
+/// scores this rank's contiguous slice of it, and charges the time to `out`.
+fn generate_round(
+    ctx: &RolloutContext<'_>,
+    stream: &mut PromptStream,
+    need: usize,
+    stop: Option<&StopMatcher<'_>>,
+    out: &mut Rollouts,
+) -> Result<RoundShare> {
+    let batch = stream.next_batch(need);
+    let first = batch.first().map_or(0, |(k, _)| *k as usize);
+    let len = batch.len();
+    let mine = shard(len, ctx.comm.rank(), ctx.comm.size());
+    let items: Vec<Item> = batch
+        .into_iter()
+        .skip(mine.start)
+        .take(mine.len())
+        .map(|(_, item)| item)
+        .collect();
+    let prompts = items
+        .iter()
+        .map(|it| ctx.cfg.data.template.encode(it, ctx.tokenizer))
+        .collect::<Result<Vec<_>>>()?;
+
+    let t = Instant::now();
+    let offset = first + mine.start;
+    let g = ctx.cfg.rollout.group_size;
+    let groups = engine::generate_groups_from(ctx.policy, &prompts, offset, g, ctx.sampling, stop)?; // B/N groups of G
+    out.rollout_s += t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let groups: Vec<Group> = groups
+        .into_iter()
+        .map(|mut gr| {
+            gr.prompt_index -= offset;
+            gr
+        })
+        .collect();
+    let text = VerifierText::new(ctx.tokenizer, ctx.policy.config());
+    let scores = score_groups(ctx.reward, &text, &items, &groups)?; // (B/N·G)
+    out.reward_s += t.elapsed().as_secs_f64();
+    Ok(RoundShare {
+        items,
+        groups,
+        scores,
+        mine,
+        len,
+    })
+}
+
+/// Shapes the round's rewards and keeps groups in prompt-stream order until B are kept (all of
+/// them, or only informative ones under DAPO's filter). Every rank makes the same decisions.
+fn keep_groups(ctx: &RolloutContext<'_>, round: RoundShare, out: &mut Rollouts) -> Result<()> {
+    let (b, g) = (ctx.cfg.rollout.prompts_per_step, ctx.cfg.rollout.group_size);
+    let mine = round.mine;
+    // Per global slot of the round: [informative, loss sequences], summed over ranks so every
+    // rank makes the same keep decisions in prompt-stream order.
+    let mut slots = vec![0.0f64; 2 * round.len];
+    let mut scores = round.scores.into_iter();
+    let base = out.groups.len();
+    for (j, (item, group)) in round.items.into_iter().zip(round.groups).enumerate() {
+        let s: Vec<CompletionScore> = scores.by_ref().take(g).collect();
+        let scored = shape(ctx.cfg, item, group, s);
+        let informative = algo::informative_groups(&scored.shaped, g)[0];
+        slots[2 * (mine.start + j)] = f64::from(u8::from(informative));
+        slots[2 * (mine.start + j) + 1] = scored.in_loss.iter().filter(|&&k| k).count() as f64;
+        out.groups.push(scored);
+    }
+    ctx.comm.sum_f64(&mut slots)?;
+    for (i, slot) in slots.chunks(2).enumerate() {
+        let keep = match ctx.cfg.grpo.filter {
+            GroupFilter::KeepAll => true,
+            GroupFilter::DropUniform => slot[0] > 0.5,
+        };
+        if keep && out.total_trained < b {
+            out.total_trained += 1;
+            if mine.contains(&i) {
+                out.trained.push(base + i - mine.start);
+                out.trained_offsets.push(out.total_seqs);
+            }
+            out.total_seqs += slot[1] as usize;
+        }
+    }
+    out.total_generated += round.len;
+    Ok(())
 }
 
 /// Applies the overlong policy to one group's rewards.

@@ -83,6 +83,15 @@ impl SeqShard {
     }
 }
 
+/// This rank's share of a step: its sequences, where they sit in the step's global list, and the
+/// link to the other ranks.
+#[derive(Clone, Copy)]
+pub struct RankShare<'a, 's> {
+    pub seqs: &'a [TrainSeq<'s>],
+    pub shard: &'a SeqShard,
+    pub comm: &'a dyn Collective,
+}
+
 /// The update of a single process holding every sequence.
 pub fn update(
     policy: &Model,
@@ -93,23 +102,26 @@ pub fn update(
     ctx: UpdateContext,
 ) -> Result<UpdateStats> {
     let whole = SeqShard::whole(seqs.len());
-    update_shard(policy, reference, updater, seqs, &whole, cfg, ctx, &Single)
+    let share = RankShare {
+        seqs,
+        shard: &whole,
+        comm: &Single,
+    };
+    update_shard(policy, reference, updater, share, cfg, ctx)
 }
 
-/// The update of one data-parallel rank holding `seqs`, placed in the global list by `shard`:
-/// each minibatch's loss is normalised by its global totals, and its gradients and loss value
-/// are summed over ranks before the (identical) optimizer update on every rank.
-#[allow(clippy::too_many_arguments)]
+/// The update of one data-parallel rank holding `share`: each minibatch's loss is normalised by
+/// its global totals, and its gradients and loss value are summed over ranks before the
+/// (identical) optimizer update on every rank.
 pub fn update_shard(
     policy: &Model,
     reference: Option<&Model>,
     updater: &mut Updater,
-    seqs: &[TrainSeq<'_>],
-    shard: &SeqShard,
+    share: RankShare<'_, '_>,
     cfg: &GrpoConfig,
     ctx: UpdateContext,
-    comm: &dyn Collective,
 ) -> Result<UpdateStats> {
+    let RankShare { seqs, shard, comm } = share;
     let mut stats = UpdateStats::default();
     if shard.total == 0 {
         return Ok(stats);
@@ -121,18 +133,7 @@ pub fn update_shard(
             shard.global_index.len()
         )));
     }
-    let settings = LossSettings {
-        cfg,
-        ctx,
-        clip: Clip {
-            low: cfg.clip_low,
-            high: cfg.clip_high,
-        },
-        old_policy: match cfg.passes == 1 && cfg.minibatches == 1 {
-            true => OldPolicy::Current,
-            false => OldPolicy::Rollout,
-        },
-    };
+    let settings = LossSettings::new(cfg, ctx);
     let plan = plan_batches(seqs, shard, cfg.minibatches, cfg.micro_batch_size);
     let all_totals = minibatch_totals(seqs, &plan, ctx.max_new_tokens, comm)?;
     let reference_logprobs = match (reference, cfg.beta > 0.0) {
@@ -142,51 +143,101 @@ pub fn update_shard(
     let mut first = PassTotals::default();
     for pass in 0..cfg.passes {
         for (m, micro_batches) in plan.iter().enumerate() {
-            let totals = all_totals[m];
-            let mut acc = GradAccumulator::new();
-            let mut loss_value = 0.0;
-            for (u, micro) in micro_batches.iter().enumerate() {
-                let mb: Vec<TrainSeq<'_>> = micro.iter().map(|&i| seqs[i]).collect();
-                let micro = MicroBatch {
-                    seqs: &mb,
-                    reference_logprobs: reference_logprobs.as_ref().map(|r| &r[m][u]),
-                    totals,
-                    stats: match pass {
-                        0 => Stats::Measure,
-                        _ => Stats::Skip,
-                    },
-                };
-                let out = micro_batch_loss(policy, &micro, &settings)?;
-                loss_value += scalar(&out.loss)?;
-                if micro.stats == Stats::Measure {
-                    first.add(&out);
-                }
-                acc.add(policy.vars(), &out.loss.backward()?)?;
-            }
-            let t = Instant::now();
-            let mut loss_sum = [loss_value];
-            comm.sum_f64(&mut loss_sum)?;
-            let loss_value = loss_sum[0];
-            let grads = sum_gradients(comm, policy.vars(), acc.finish())?;
-            stats.allreduce_s += t.elapsed().as_secs_f64();
-            let outcome = updater.apply(loss_value, grads)?;
-            stats.updates += 1;
-            stats.skipped_updates += usize::from(outcome.skipped);
-            stats.loss += loss_value;
-            stats.grad_norm += outcome.grad_norm;
-            stats.lr = outcome.lr;
+            let minibatch = Minibatch {
+                micro_batches,
+                reference_logprobs: reference_logprobs.as_ref().map(|r| r[m].as_slice()),
+                totals: all_totals[m],
+                stats: match pass {
+                    0 => Stats::Measure,
+                    _ => Stats::Skip,
+                },
+            };
+            let (loss_value, acc) =
+                minibatch_gradients(policy, seqs, &minibatch, &settings, &mut first)?;
+            optimizer_step(policy, updater, comm, loss_value, acc, &mut stats)?;
         }
     }
     first.sum_over(comm)?;
-    let n = stats.updates.max(1) as f64;
-    stats.loss /= n;
-    stats.grad_norm /= n;
-    let t = first.tokens.max(1.0);
-    stats.clip_fraction = first.clipped / t;
-    stats.entropy = first.entropy / t;
-    stats.kl = reference_logprobs.as_ref().map(|_| first.kl / t);
-    stats.tokens = first.tokens as usize;
+    stats.finish(&first, reference_logprobs.is_some());
     Ok(stats)
+}
+
+/// One minibatch of the plan: its micro-batches (local indices), their reference logprobs when
+/// β > 0, and its totals over every rank.
+struct Minibatch<'a> {
+    micro_batches: &'a [Vec<usize>],
+    reference_logprobs: Option<&'a [Tensor]>,
+    totals: BatchTotals,
+    stats: Stats,
+}
+
+/// Forward and backward over a minibatch's micro-batches: this rank's loss value and summed
+/// gradients. Adds the micro-batches' statistics to `first` when the minibatch measures them.
+fn minibatch_gradients(
+    policy: &Model,
+    seqs: &[TrainSeq<'_>],
+    minibatch: &Minibatch<'_>,
+    settings: &LossSettings<'_>,
+    first: &mut PassTotals,
+) -> Result<(f64, GradAccumulator)> {
+    let mut acc = GradAccumulator::new();
+    let mut loss_value = 0.0;
+    for (u, micro) in minibatch.micro_batches.iter().enumerate() {
+        let mb: Vec<TrainSeq<'_>> = micro.iter().map(|&i| seqs[i]).collect();
+        let micro = MicroBatch {
+            seqs: &mb,
+            reference_logprobs: minibatch.reference_logprobs.map(|r| &r[u]),
+            totals: minibatch.totals,
+            stats: minibatch.stats,
+        };
+        let out = micro_batch_loss(policy, &micro, settings)?;
+        loss_value += scalar(&out.loss)?;
+        if micro.stats == Stats::Measure {
+            first.add(&out);
+        }
+        acc.add(policy.vars(), &out.loss.backward()?)?;
+    }
+    Ok((loss_value, acc))
+}
+
+/// Sums a minibatch's loss value and gradients over ranks and takes the optimizer update,
+/// counting it in `stats`.
+fn optimizer_step(
+    policy: &Model,
+    updater: &mut Updater,
+    comm: &dyn Collective,
+    loss_value: f64,
+    acc: GradAccumulator,
+    stats: &mut UpdateStats,
+) -> Result<()> {
+    let t = Instant::now();
+    let mut loss_sum = [loss_value];
+    comm.sum_f64(&mut loss_sum)?;
+    let loss_value = loss_sum[0];
+    let grads = sum_gradients(comm, policy.vars(), acc.finish())?;
+    stats.allreduce_s += t.elapsed().as_secs_f64();
+    let outcome = updater.apply(loss_value, grads)?;
+    stats.updates += 1;
+    stats.skipped_updates += usize::from(outcome.skipped);
+    stats.loss += loss_value;
+    stats.grad_norm += outcome.grad_norm;
+    stats.lr = outcome.lr;
+    Ok(())
+}
+
+impl UpdateStats {
+    /// Turns sums into means: loss and gradient norm per update, the rest per token of the
+    /// first pass (summed over ranks).
+    fn finish(&mut self, first: &PassTotals, with_kl: bool) {
+        let n = self.updates.max(1) as f64;
+        self.loss /= n;
+        self.grad_norm /= n;
+        let t = first.tokens.max(1.0);
+        self.clip_fraction = first.clipped / t;
+        self.entropy = first.entropy / t;
+        self.kl = with_kl.then(|| first.kl / t);
+        self.tokens = first.tokens as usize;
+    }
 }
 
 /// Sums over the first pass, for per-token means.
@@ -274,6 +325,23 @@ struct LossSettings<'a> {
     ctx: UpdateContext,
     clip: Clip,
     old_policy: OldPolicy,
+}
+
+impl<'a> LossSettings<'a> {
+    fn new(cfg: &'a GrpoConfig, ctx: UpdateContext) -> Self {
+        LossSettings {
+            cfg,
+            ctx,
+            clip: Clip {
+                low: cfg.clip_low,
+                high: cfg.clip_high,
+            },
+            old_policy: match cfg.passes == 1 && cfg.minibatches == 1 {
+                true => OldPolicy::Current,
+                false => OldPolicy::Rollout,
+            },
+        }
+    }
 }
 
 /// One micro-batch: its sequences, their reference logprobs (n, T−1) when β > 0, and the totals
