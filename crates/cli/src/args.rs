@@ -90,22 +90,8 @@ pub struct TemplateArgs {
     /// Prompt template for `prompt` text: r1_zero (DeepSeek-R1-Zero's), chat (the checkpoint's
     /// chat template), raw (as is), or a format string containing {prompt} (Countdown rows
     /// may also use {numbers} and {target}). `prompt_ids` and `messages` rows are used as given.
-    #[arg(long, default_value = "r1_zero", value_parser = parse_template)]
+    #[arg(long, default_value = "r1_zero")]
     pub template: PromptTemplate,
-}
-
-pub fn parse_template(s: &str) -> Result<PromptTemplate, String> {
-    Ok(match s {
-        "r1_zero" => PromptTemplate::R1Zero,
-        "chat" => PromptTemplate::Chat,
-        "raw" => PromptTemplate::Raw,
-        f if f.contains("{prompt}") => PromptTemplate::Format { format: f.into() },
-        other => {
-            return Err(format!(
-                "`{other}`: expected r1_zero, chat, raw or a format string with {{prompt}}"
-            ))
-        }
-    })
 }
 
 /// Names of the input fields (JSONL keys, Parquet columns) a command reads.

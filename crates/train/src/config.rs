@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::algo::{AdvantageNorm, KlEstimator, LossAggregation, Overlong};
 use crate::data::{DataConfig, DataSource};
+use crate::init_model::InitPreset;
 use crate::optim::OptimConfig;
 use crate::{Error, Result};
 
@@ -63,7 +64,7 @@ pub struct ModelSection {
     pub path: Option<PathBuf>,
     /// A random-initialised model from an `aha_model::init` preset (e.g. `"tiny"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<String>,
+    pub init: Option<InitPreset>,
     /// Seed of the random initialisation.
     #[serde(default)]
     pub init_seed: u64,

@@ -11,11 +11,14 @@ use aha_model::init::{byte_level_tokenizer, random_model, Preset};
 use aha_model::tokenizer::Tokenizer;
 use aha_model::{Model, ModelConfig};
 use candle_core::Device;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// The random-initialised policies `model.init` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The random-initialised policies `model.init` names; a config spells one by its name, so an
+/// unknown name fails where the config is read, naming the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum InitPreset {
     /// `demo_tiny`: d 64, 2 layers, 4/2 heads over the 21-token character tokenizer.
     DemoTiny,
@@ -53,6 +56,20 @@ impl std::str::FromStr for InitPreset {
                     format!("unknown preset `{s}` (known: {})", known.join(", ")),
                 )
             })
+    }
+}
+
+impl TryFrom<String> for InitPreset {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<InitPreset> for String {
+    fn from(p: InitPreset) -> String {
+        p.name().to_string()
     }
 }
 

@@ -116,7 +116,7 @@ pub fn load_policy(section: &ModelSection, device: &Device) -> Result<Policy> {
         }
         (None, Some(preset)) => {
             let (model, tokenizer) =
-                crate::init_model::init_policy(preset, section.init_seed, device)?;
+                crate::init_model::init_preset(*preset, section.init_seed, device)?;
             Ok(Policy {
                 model,
                 tokenizer,

@@ -47,6 +47,9 @@ fn unknown_keys_and_wrong_types_are_named() {
     )
     .unwrap_err();
     assert!(e.contains("model"), "{e}");
+    let e = load(&BASE.replace("demo_tiny", "huge"), &[]).unwrap_err();
+    assert!(e.contains("huge") && e.contains("line 4"), "{e}");
+    assert!(e.contains("demo_tiny, tiny, reference, small"), "{e}");
 }
 
 #[test]

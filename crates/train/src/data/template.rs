@@ -30,6 +30,27 @@ pub enum PromptTemplate {
     Raw,
 }
 
+/// The command-line spelling: `r1_zero`, `chat`, `raw`, or a format string containing
+/// `{prompt}`.
+impl std::str::FromStr for PromptTemplate {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "r1_zero" => PromptTemplate::R1Zero,
+            "chat" => PromptTemplate::Chat,
+            "raw" => PromptTemplate::Raw,
+            f if f.contains("{prompt}") => PromptTemplate::Format { format: f.into() },
+            _ => {
+                return Err(Error::config(
+                    "template",
+                    "expected r1_zero, chat, raw or a format string with {prompt}",
+                ))
+            }
+        })
+    }
+}
+
 impl PromptTemplate {
     pub fn validate(&self) -> Result<()> {
         match self {
@@ -92,5 +113,34 @@ impl PromptTemplate {
             });
         }
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_command_line_spelling() {
+        assert_eq!(
+            "r1_zero".parse::<PromptTemplate>().unwrap(),
+            PromptTemplate::R1Zero
+        );
+        assert_eq!(
+            "chat".parse::<PromptTemplate>().unwrap(),
+            PromptTemplate::Chat
+        );
+        assert_eq!(
+            "raw".parse::<PromptTemplate>().unwrap(),
+            PromptTemplate::Raw
+        );
+        assert_eq!(
+            "Q:{prompt}=".parse::<PromptTemplate>().unwrap(),
+            PromptTemplate::Format {
+                format: "Q:{prompt}=".into()
+            }
+        );
+        let err = "r1zero".parse::<PromptTemplate>().unwrap_err().to_string();
+        assert!(err.contains("expected r1_zero, chat, raw"), "{err}");
     }
 }
