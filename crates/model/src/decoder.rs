@@ -417,9 +417,7 @@ impl Model {
         let (cos, sin) = self.rope_at(&positions)?;
         let mut x = self.embed_tokens(ids)?;
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &cos, &sin, Mode::Train, |k, v| {
-                Ok((k.clone(), v.clone(), mask.clone()))
-            })?;
+            x = self.train_layer(layer, &x, &cos, &sin, &mask)?;
         }
         ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)
     }
@@ -536,9 +534,58 @@ impl Model {
         let scale = 1.0 / (e as f64).sqrt();
         let attn = ops::attention(&q, &k, &v, &mask, scale)?.reshape((n * s, h * e))?;
         let x = (x + layer.o.apply(&attn, mode)?.reshape((n, s, d))?)?;
+        self.mlp(layer, &x, mode)
+    }
 
-        let xn = norm(&x, &layer.post_attn_norm, eps, mode)?.reshape((n * s, d))?;
-        let mlp = ops::swiglu(&layer.gate.apply(&xn, mode)?, &layer.up.apply(&xn, mode)?)?;
+    /// One decoder layer of a whole-sequence forward with gradients. Without Qwen3's q/k norms,
+    /// the q, k and v projections run as one GEMM over `[Wq; Wk; Wv]` whose output
+    /// [`ops::rope_attention`] takes as is; the layer computes the same function as
+    /// [`Model::layer_forward`].
+    fn train_layer(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
+        let Some((w, b)) = packed(&[&layer.q, &layer.k, &layer.v])?
+            .filter(|_| layer.q_norm.is_none() && layer.k_norm.is_none())
+        else {
+            return self.layer_forward(layer, x, cos, sin, Mode::Train, |k, v| {
+                Ok((k.clone(), v.clone(), mask.clone()))
+            });
+        };
+        let cfg = &self.cfg;
+        let (n, s, d) = x.dims3()?;
+        let heads = ops::Heads {
+            q: cfg.num_attention_heads,
+            kv: cfg.num_key_value_heads,
+            dim: cfg.head_dim,
+        };
+        let xn = ops::rms_norm(x, &layer.input_norm, cfg.rms_norm_eps)?.reshape((n * s, d))?;
+        let qkv = ops::linear(&xn, &w, b.as_ref())?.reshape((n, s, ()))?;
+        let scale = 1.0 / (heads.dim as f64).sqrt();
+        let attn = ops::rope_attention(&qkv, cos, sin, mask, heads, scale)?;
+        let attn = attn.reshape((n * s, heads.q * heads.dim))?;
+        let x = (x + layer.o.apply(&attn, Mode::Train)?.reshape((n, s, d))?)?;
+        self.mlp(layer, &x, Mode::Train)
+    }
+
+    /// The MLP half of a layer, residual included. Training runs gate and up as one GEMM over
+    /// `[W_gate; W_up]` when neither has a bias.
+    fn mlp(&self, layer: &Layer, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (n, s, d) = x.dims3()?;
+        let xn = norm(x, &layer.post_attn_norm, self.cfg.rms_norm_eps, mode)?;
+        let xn = xn.reshape((n * s, d))?;
+        let gate_up = match mode {
+            Mode::Train => packed(&[&layer.gate, &layer.up])?.filter(|(_, b)| b.is_none()),
+            Mode::Infer => None,
+        };
+        let mlp = match gate_up {
+            Some((w, _)) => ops::swiglu_packed(&ops::linear(&xn, &w, None)?)?,
+            None => ops::swiglu(&layer.gate.apply(&xn, mode)?, &layer.up.apply(&xn, mode)?)?,
+        };
         x + layer.down.apply(&mlp, mode)?.reshape((n, s, d))?
     }
 
@@ -582,6 +629,19 @@ fn norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
         Mode::Train => ops::rms_norm(x, w, eps),
         Mode::Infer => ops::decode_rms_norm(x, w, eps),
     }
+}
+
+/// The weights of linear layers that read the same input, stacked along their outputs so one
+/// GEMM computes all of them (the stacking is an autodiff node: each weight gets its slice of the
+/// gradient). `None` when some but not all have a bias.
+fn packed(layers: &[&Linear]) -> Result<Option<(Tensor, Option<Tensor>)>> {
+    let w = Tensor::cat(&layers.iter().map(|l| &l.w).collect::<Vec<_>>(), 0)?;
+    let biases: Vec<&Tensor> = layers.iter().filter_map(|l| l.b.as_ref()).collect();
+    Ok(match biases.len() {
+        0 => Some((w, None)),
+        n if n == layers.len() => Some((w, Some(Tensor::cat(&biases, 0)?))),
+        _ => None,
+    })
 }
 
 fn check_dims(what: &str, t: &Tensor, dims: &[usize]) -> Result<()> {

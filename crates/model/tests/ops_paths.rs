@@ -176,6 +176,56 @@ fn attention_paths_agree() {
     );
 }
 
+/// The packed rope+attention kernel over two query blocks, causal, with a left-padded row (whose
+/// first query sees no key), and a second pass with one mask shared by the batch and no causal
+/// structure (nothing to skip).
+#[test]
+fn rope_attention_paths_agree() {
+    use aha_model::ops::Heads;
+    let mut r = ChaCha8Rng::seed_from_u64(8);
+    let (n, s, h, kh, e) = (2, 70, 4, 2, 8);
+    let heads = Heads {
+        q: h,
+        kv: kh,
+        dim: e,
+    };
+    let qkv = random(&mut r, &[n, s, (h + 2 * kh) * e], 1.5);
+    let angles = random(&mut r, &[n, s, e / 2], 3.0);
+    let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+    let mut m = vec![0f32; n * s * s];
+    for b in 0..n {
+        for i in 0..s {
+            for j in 0..s {
+                if j > i || (b == 1 && j < 3) {
+                    m[(b * s + i) * s + j] = -1e30;
+                }
+            }
+        }
+    }
+    let causal = Tensor::from_vec(m, (n, 1, 1, s, s), &Device::Cpu).unwrap();
+    let open = random(&mut r, &[1, 1, 1, s, s], 2.0);
+    for (what, mask) in [("causal", &causal), ("shared", &open)] {
+        check(
+            &format!("rope_attention {what}"),
+            std::slice::from_ref(&qkv),
+            |x| fused::rope_attention(&x[0], &cos, &sin, mask, heads, 0.3),
+            |x| generic::rope_attention(&x[0], &cos, &sin, mask, heads, 0.3),
+        );
+    }
+}
+
+#[test]
+fn swiglu_packed_paths_agree() {
+    let mut r = ChaCha8Rng::seed_from_u64(9);
+    let gu = random(&mut r, &[37, 2 * 45], 3.0);
+    check(
+        "swiglu_packed",
+        &[gu],
+        |x| fused::swiglu_packed(&x[0]),
+        |x| generic::swiglu_packed(&x[0]),
+    );
+}
+
 /// The decode kernel reads a narrowed KV cache in place: 1 and 3 new queries over 9 of 12 slots,
 /// a mask with padding in one row and a mask shared by the batch.
 #[test]

@@ -120,7 +120,7 @@ impl CustomOp3 for Attention {
 }
 
 /// (N, H, S, E) → (N, S, H, E)
-fn heads_to_tokens(o: &[f32], s: usize, h: usize, e: usize) -> Vec<f32> {
+pub(super) fn heads_to_tokens(o: &[f32], s: usize, h: usize, e: usize) -> Vec<f32> {
     let mut y = vec![0f32; o.len()];
     cpu::for_each_row(&mut y, h * e, |row, y| {
         let (b, t) = (row / s, row % s);

@@ -124,6 +124,39 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.silu()? * at_use(up, gate.dtype())?
 }
 
+/// [`swiglu`] on a packed projection gu (M, 2F) = [gate | up] per row → (M, F).
+pub fn swiglu_packed(gu: &Tensor) -> Result<Tensor> {
+    let f = gu.dim(1)? / 2;
+    swiglu(&gu.narrow(1, 0, f)?, &gu.narrow(1, f, f)?)
+}
+
+/// RoPE and attention over the packed projection qkv (N, S, (H + 2K)·E): split, [`rope`] on q
+/// and k, [`attention`] → (N, S, H·E).
+pub fn rope_attention(
+    qkv: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    mask: &Tensor,
+    heads: super::Heads,
+    scale: f64,
+) -> Result<Tensor> {
+    let (n, s, _) = qkv.dims3()?;
+    let super::Heads {
+        q: h,
+        kv: kh,
+        dim: e,
+    } = heads;
+    let q = qkv.narrow(2, 0, h * e)?.reshape((n, s, h, e))?;
+    let k = qkv.narrow(2, h * e, kh * e)?.reshape((n, s, kh, e))?;
+    let v = qkv
+        .narrow(2, (h + kh) * e, kh * e)?
+        .reshape((n, s, kh, e))?;
+    let q = rope(&q, cos, sin)?;
+    let k = rope(&k, cos, sin)?.transpose(1, 2)?.contiguous()?;
+    let v = v.transpose(1, 2)?.contiguous()?;
+    attention(&q, &k, &v, mask, scale)?.reshape((n, s, h * e))
+}
+
 /// Grouped-query attention as candle ops: q (N, S, H, E), k/v (N, K, L, E),
 /// mask (N or 1, 1, 1, S, L) f32 → (N, S, H, E) in q's dtype. Scores are scaled, masked and
 /// normalised in f32; both matmuls run in q's dtype.

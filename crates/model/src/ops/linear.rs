@@ -3,12 +3,14 @@
 //! Composed from candle ops it is three nodes (`t`, `matmul`, `broadcast_add`), and the weight
 //! gradient arrives transposed, so candle's backward adds it into a zero tensor with a strided
 //! walk. Here the forward is a single GEMM call (the `gemm` crate candle itself uses) that starts
-//! from the bias rows, and the backward is `dx = g·W`, `dW = gᵀ·x` (already in W's (out, in)
-//! layout), `db = Σ_rows g`.
+//! from the bias rows, and the backward is two GEMMs into fresh buffers, `dx = g·W` and
+//! `dW = gᵀ·x` (already in W's (out, in) layout, gᵀ read in place), plus `db = Σ_rows g` only
+//! for a layer that has a bias.
 
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::cpu;
+use super::dense::{self, View};
 
 /// x: (M, in), weight: (out, in), bias: (out) → (M, out); f32 on the CPU.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -42,54 +44,67 @@ impl Linear {
     ) -> Result<(CpuStorage, Shape)> {
         let (m, k) = xl.shape().dims2()?;
         let (n, _) = wl.shape().dims2()?;
-        let mut y = vec![0f32; m * n];
-        if let Some(b) = b {
-            y.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(b));
-        }
-        let threads = rayon::current_num_threads();
-        let parallelism = if threads > 1 && m * n * k > 1 << 16 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: x is (m, k) row-major, w is (n, k) row-major read as the (k, n) matrix Wᵀ with
-        // row stride 1 and column stride k, y is (m, n) row-major; all three slices have exactly
-        // those lengths (checked by the layouts above and the allocation), and y does not alias
-        // the inputs.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                y.as_mut_ptr(),
-                1,
-                n as isize,
-                b.is_some(),
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        // The GEMM starts from the bias rows, or writes y outright.
+        let init = b.map(|b| b.repeat(m));
+        let y = dense::matmul(
+            View::rows(x, k),
+            View::transposed(w, k),
+            (m, k, n),
+            init,
+            rayon::current_num_threads(),
+        );
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
-    /// `(dx, dW, db)` for the incoming gradient g (M, out).
-    fn backward(x: &Tensor, w: &Tensor, g: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let (x, w, g) = (x.detach(), w.detach(), g.detach().contiguous()?);
-        let dx = g.matmul(&w)?;
-        let dw = g.t()?.matmul(&x)?;
-        let db = g.sum(0)?;
-        Ok((dx, dw, db))
+    /// `dx = g·W` and `dW = gᵀ·x` for the incoming gradient g (M, out), and `db = Σ_rows g`
+    /// when the layer has a bias.
+    fn backward(
+        x: &Tensor,
+        w: &Tensor,
+        g: &Tensor,
+        with_bias: bool,
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let (m, k) = x.dims2()?;
+        let (n, _) = w.dims2()?;
+        let threads = rayon::current_num_threads();
+        let name = "aha-linear";
+        let (dx, dw, db) = cpu::with_f32(g, name, |g| {
+            let dx = cpu::with_f32(w, name, |w| {
+                Ok(dense::matmul(
+                    View::rows(g, n),
+                    View::rows(w, k),
+                    (m, n, k),
+                    None,
+                    threads,
+                ))
+            })?;
+            let dw = cpu::with_f32(x, name, |x| {
+                Ok(dense::matmul(
+                    View::transposed(g, n),
+                    View::rows(x, k),
+                    (n, m, k),
+                    None,
+                    threads,
+                ))
+            })?;
+            let db = with_bias.then(|| column_sums(g, n));
+            Ok((dx, dw, db))
+        })?;
+        Ok((
+            cpu::tensor_from(dx, (m, k), x)?,
+            cpu::tensor_from(dw, (n, k), w)?,
+            db.map(|db| cpu::tensor_from(db, n, w)).transpose()?,
+        ))
     }
+}
+
+/// Σ over the rows of a row-major (_, n) matrix.
+fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
+    let mut acc = vec![0f32; n];
+    for row in g.chunks_exact(n) {
+        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+    }
+    acc
 }
 
 impl CustomOp2 for Linear {
@@ -117,7 +132,7 @@ impl CustomOp2 for Linear {
         _y: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = Self::backward(x, w, g)?;
+        let (dx, dw, _) = Self::backward(x, w, g, false)?;
         Ok((Some(dx), Some(dw)))
     }
 }
@@ -151,7 +166,7 @@ impl CustomOp3 for Linear {
         _y: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = Self::backward(x, w, g)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        let (dx, dw, db) = Self::backward(x, w, g, true)?;
+        Ok((Some(dx), Some(dw), db))
     }
 }

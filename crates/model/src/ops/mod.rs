@@ -18,11 +18,13 @@
 mod attention;
 mod cpu;
 mod decode_attention;
+mod dense;
 pub mod generic;
 mod linear;
 mod logprobs;
 mod rms_norm;
 mod rope;
+mod rope_attention;
 mod softmax;
 mod swiglu;
 
@@ -39,9 +41,12 @@ pub mod fused {
     pub use super::logprobs::{entropy, token_logprobs};
     pub use super::rms_norm::rms_norm;
     pub use super::rope::rope;
+    pub use super::rope_attention::rope_attention;
     pub use super::softmax::softmax_last_dim;
-    pub use super::swiglu::swiglu;
+    pub use super::swiglu::{swiglu, swiglu_packed};
 }
+
+pub use rope_attention::Heads;
 
 /// Which implementation an op runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +167,64 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     match path(gate)? {
         Path::Fused if up.dtype() == DType::F32 => fused::swiglu(gate, up),
         _ => generic::swiglu(gate, up),
+    }
+}
+
+/// `silu(gate) ⊙ up` on a packed projection gu (M, 2F) = [gate | up] per row → (M, F).
+pub fn swiglu_packed(gu: &Tensor) -> Result<Tensor> {
+    let (_m, two_f) = gu.dims2()?;
+    if !two_f.is_multiple_of(2) {
+        bail!("swiglu_packed: gu {:?} needs an even width", gu.dims());
+    }
+    match path(gu)? {
+        Path::Fused => fused::swiglu_packed(gu),
+        Path::Generic => generic::swiglu_packed(gu),
+    }
+}
+
+/// RoPE on q and k, then grouped-query attention, over the packed projection of a whole
+/// sequence. qkv: (N, S, (H + 2K)·E) = [q heads | k heads | v heads] per token; cos, sin:
+/// (N, S, E/2); mask: (N or 1, 1, 1, S, S) f32 additive → (N, S, H·E), qkv's dtype.
+pub fn rope_attention(
+    qkv: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    mask: &Tensor,
+    heads: Heads,
+    scale: f64,
+) -> Result<Tensor> {
+    let (n, s, c) = qkv.dims3()?;
+    let Heads {
+        q: h,
+        kv: kh,
+        dim: e,
+    } = heads;
+    if kh == 0 || !h.is_multiple_of(kh) || !e.is_multiple_of(2) || c != (h + 2 * kh) * e {
+        bail!(
+            "rope_attention: qkv {:?} needs (N, S, (H + 2K)·E) for {h} query heads, {kh} key \
+             heads (dividing H) and an even head dim {e}",
+            qkv.dims()
+        );
+    }
+    let half = e / 2;
+    if cos.dims() != [n, s, half] || sin.dims() != [n, s, half] {
+        bail!(
+            "rope_attention: cos/sin must be ({n}, {s}, {half}), got {:?} / {:?}",
+            cos.dims(),
+            sin.dims()
+        );
+    }
+    let nm = mask.dims().first().copied().unwrap_or(0);
+    if mask.dtype() != DType::F32 || mask.dims() != [nm, 1, 1, s, s] || (nm != 1 && nm != n) {
+        bail!(
+            "rope_attention: mask must be f32 ({n} or 1, 1, 1, {s}, {s}), got {:?} {:?}",
+            mask.dtype(),
+            mask.dims()
+        );
+    }
+    match path(qkv)? {
+        Path::Fused => fused::rope_attention(qkv, cos, sin, mask, heads, scale),
+        Path::Generic => generic::rope_attention(qkv, cos, sin, mask, heads, scale),
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! With `σ = sigmoid(gate)`: `d_up = g ⊙ gate·σ`, `d_gate = g ⊙ up ⊙ σ·(1 + gate·(1 − σ))`.
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu;
 
@@ -19,7 +19,64 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
 }
 
+/// `silu(gate) ⊙ up` on the packed projection gu (M, 2F) = [gate | up] per row → (M, F): the
+/// output of one GEMM over `[W_gate; W_up]`, whose backward is then one GEMM instead of two plus
+/// a gradient addition.
+pub fn swiglu_packed(gu: &Tensor) -> Result<Tensor> {
+    let (_m, two_f) = gu.dims2()?;
+    if !two_f.is_multiple_of(2) {
+        bail!("swiglu_packed: gu {:?} needs an even width", gu.dims());
+    }
+    gu.contiguous()?.apply_op1(SwiGluPacked)
+}
+
 struct SwiGlu;
+
+struct SwiGluPacked;
+
+impl CustomOp1 for SwiGluPacked {
+    fn name(&self) -> &'static str {
+        "aha-swiglu-packed"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let gu = cpu::f32_slice(storage, layout, self.name())?;
+        let (m, two_f) = layout.shape().dims2()?;
+        let f = two_f / 2;
+        let mut y = vec![0f32; m * f];
+        cpu::for_each_row(&mut y, f, |r, y| {
+            let (gate, up) = gu[r * two_f..(r + 1) * two_f].split_at(f);
+            for ((y, a), b) in y.iter_mut().zip(gate).zip(up) {
+                *y = a * sigmoid(*a) * b;
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((m, f))))
+    }
+
+    fn bwd(&self, gu: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let (_m, two_f) = gu.dims2()?;
+        let f = two_f / 2;
+        let name = self.name();
+        let dgu = cpu::with_f32(gu, name, |x| {
+            cpu::with_f32(g, name, |g| {
+                let mut dgu = vec![0f32; x.len()];
+                cpu::for_each_row(&mut dgu, two_f, |r, d| {
+                    let (gate, up) = x[r * two_f..(r + 1) * two_f].split_at(f);
+                    let g = &g[r * f..(r + 1) * f];
+                    let (dgate, dup) = d.split_at_mut(f);
+                    for i in 0..f {
+                        let (a, b) = (gate[i], up[i]);
+                        let sg = sigmoid(a);
+                        dgate[i] = g[i] * b * sg * (1.0 + a * (1.0 - sg));
+                        dup[i] = g[i] * a * sg;
+                    }
+                });
+                Ok(dgu)
+            })
+        })?;
+        Ok(Some(cpu::tensor_from(dgu, gu.shape(), gu)?))
+    }
+}
 
 /// Elements per row handed to the row-parallel helper (the op is elementwise).
 const ROW: usize = 4096;

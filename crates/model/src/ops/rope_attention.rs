@@ -1,0 +1,401 @@
+//! RoPE and grouped-query attention over the packed q/k/v projection, as one autodiff node.
+//!
+//! Training runs the three projections as one GEMM (`[Wq; Wk; Wv]`) and hands its output,
+//! (N, S, (H + 2K)·E), to this op as is. The op rotates q and k, gathers the G query heads that
+//! share a key head into one (G·S, E) block, and computes scores, mask, softmax and the weighted
+//! sum per (sequence, key head) with single-threaded GEMMs, the groups split across threads.
+//! Separate linear, rope, transpose and attention nodes cost three GEMM launches, two gradient
+//! additions and six transposing copies forward and back; here there is one gather and one
+//! scatter.
+//!
+//! Query rows go in blocks of [`QB`]; a block multiplies only the keys up to the last one any of
+//! its rows may see, so a causal mask skips about half the work. The probabilities past that
+//! point are exactly 0 either way (`exp` of a masked score underflows), so the result is the
+//! full computation's. A row that sees no key at all keeps the full row, as unfused softmax does.
+//!
+//! Backward, per group: `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = scale · P ⊙ (dP − Σ dP⊙P)`,
+//! `dQ = dS·K`, `dK = dSᵀ·Q`; then dQ and dK are rotated back by −θ into the packed gradient.
+
+use std::sync::OnceLock;
+
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::attention::heads_to_tokens;
+use super::cpu;
+use super::dense::{matmul_into, View};
+use crate::kv_cache::MASKED;
+
+/// Query rows per block of the causal skip.
+const QB: usize = 64;
+
+/// Head counts and size of the packed projection.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    /// Query heads H.
+    pub q: usize,
+    /// Key/value heads K (H is a multiple).
+    pub kv: usize,
+    /// Head dim E (even).
+    pub dim: usize,
+}
+
+/// qkv: (N, S, (H + 2K)·E) f32, [q heads | k heads | v heads] per token; cos, sin: (N, S, E/2);
+/// mask: (N or 1, 1, 1, S, S) additive → (N, S, H·E). The caller checks the shapes.
+pub fn rope_attention(
+    qkv: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    mask: &Tensor,
+    heads: Heads,
+    scale: f64,
+) -> Result<Tensor> {
+    let (n, s, _) = qkv.dims3()?;
+    let op = RopeAttention {
+        cos: cos.contiguous()?,
+        sin: sin.contiguous()?,
+        mask: mask.contiguous()?,
+        dims: Dims {
+            n,
+            s,
+            h: heads.q,
+            kh: heads.kv,
+            e: heads.dim,
+            masks: mask.dims()[0],
+        },
+        scale: scale as f32,
+        saved: OnceLock::new(),
+    };
+    qkv.contiguous()?.apply_op1(op)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    n: usize,
+    s: usize,
+    h: usize,
+    kh: usize,
+    e: usize,
+    /// Sequences the mask has rows for: N, or 1 for one mask shared by all.
+    masks: usize,
+}
+
+impl Dims {
+    fn g(&self) -> usize {
+        self.h / self.kh
+    }
+    /// Width of a packed row.
+    fn c(&self) -> usize {
+        (self.h + 2 * self.kh) * self.e
+    }
+    fn groups(&self) -> usize {
+        self.n * self.kh
+    }
+}
+
+struct RopeAttention {
+    cos: Tensor,
+    sin: Tensor,
+    mask: Tensor,
+    dims: Dims,
+    scale: f32,
+    saved: OnceLock<Saved>,
+}
+
+/// What the forward keeps for the backward, per group (sequence, key head).
+struct Saved {
+    /// Rotated queries (N, K, G·S, E).
+    q: Vec<f32>,
+    /// Rotated keys and the values (N, K, S, E).
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Probabilities (N, K, G·S, S); zero past each block's extent.
+    probs: Vec<f32>,
+    /// Keys each query position needs, per mask row: (masks, S).
+    extent: Vec<usize>,
+}
+
+impl CustomOp1 for RopeAttention {
+    fn name(&self) -> &'static str {
+        "aha-rope-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu::f32_slice(storage, layout, self.name())?;
+        let d = self.dims;
+        let (q, k, v) = cpu::with_f32(&self.cos, self.name(), |c| {
+            cpu::with_f32(&self.sin, self.name(), |sn| Ok(gather(x, c, sn, d)))
+        })?;
+        let extent = cpu::with_f32(&self.mask, self.name(), |m| Ok(extents(m, d)))?;
+        let (probs, out) = cpu::with_f32(&self.mask, self.name(), |m| {
+            Ok(attend(&q, &k, &v, m, &extent, d, self.scale))
+        })?;
+        let y = heads_to_tokens(&out, d.s, d.h, d.e);
+        if self
+            .saved
+            .set(Saved {
+                q,
+                k,
+                v,
+                probs,
+                extent,
+            })
+            .is_err()
+        {
+            bail!("{}: forward ran twice on one node", self.name());
+        }
+        Ok((CpuStorage::F32(y), Shape::from((d.n, d.s, d.h * d.e))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let Some(saved) = self.saved.get() else {
+            bail!("{}: backward before forward", self.name());
+        };
+        let d = self.dims;
+        let (dq, dk, dv) = cpu::with_f32(grad, self.name(), |go| {
+            Ok(attend_backward(saved, go, d, self.scale))
+        })?;
+        let dx = cpu::with_f32(&self.cos, self.name(), |c| {
+            cpu::with_f32(&self.sin, self.name(), |sn| {
+                Ok(scatter(&dq, &dk, &dv, c, sn, d))
+            })
+        })?;
+        Ok(Some(cpu::tensor_from(dx, arg.shape(), arg)?))
+    }
+}
+
+/// Rotate one head by `sign ·` its angles (HF rotate-half layout) from `src` into `dst`.
+#[inline]
+fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32], sign: f32) {
+    let half = cos.len();
+    let (da, db) = dst.split_at_mut(half);
+    let (sa, sb) = src.split_at(half);
+    for j in 0..half {
+        let (a, b, c, s) = (sa[j], sb[j], cos[j], sign * sin[j]);
+        da[j] = a * c - b * s;
+        db[j] = b * c + a * s;
+    }
+}
+
+/// Packed (N, S, C) → rotated q (N, K, G·S, E), rotated k and v (N, K, S, E).
+fn gather(x: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (s, h, kh, e, g, c, half) = (d.s, d.h, d.kh, d.e, d.g(), d.c(), d.e / 2);
+    let mut q = vec![0f32; d.groups() * g * s * e];
+    let mut k = vec![0f32; d.groups() * s * e];
+    let mut v = vec![0f32; d.groups() * s * e];
+    q.par_chunks_mut(g * s * e)
+        .zip(k.par_chunks_mut(s * e))
+        .zip(v.par_chunks_mut(s * e))
+        .enumerate()
+        .for_each(|(gi, ((qg, kg), vg))| {
+            let (b, j) = (gi / kh, gi % kh);
+            for t in 0..s {
+                let at = b * s + t;
+                let row = &x[at * c..(at + 1) * c];
+                let (cs, sn) = (
+                    &cos[at * half..(at + 1) * half],
+                    &sin[at * half..(at + 1) * half],
+                );
+                for gg in 0..g {
+                    let hh = j * g + gg;
+                    let dst = &mut qg[(gg * s + t) * e..(gg * s + t + 1) * e];
+                    rotate(&row[hh * e..(hh + 1) * e], dst, cs, sn, 1.0);
+                }
+                let kcol = (h + j) * e;
+                rotate(
+                    &row[kcol..kcol + e],
+                    &mut kg[t * e..(t + 1) * e],
+                    cs,
+                    sn,
+                    1.0,
+                );
+                let vcol = (h + kh + j) * e;
+                vg[t * e..(t + 1) * e].copy_from_slice(&row[vcol..vcol + e]);
+            }
+        });
+    (q, k, v)
+}
+
+/// For each mask row and query position: 1 + the last key it may see, or S if it sees none.
+fn extents(mask: &[f32], d: Dims) -> Vec<usize> {
+    let s = d.s;
+    mask.chunks_exact(s)
+        .map(|row| match row.iter().rposition(|&m| m > MASKED / 2.0) {
+            Some(last) => last + 1,
+            None => s,
+        })
+        .collect()
+}
+
+/// The keys a block of query positions s0..s1 needs.
+fn block_extent(extent: &[usize], mask_row: usize, s: usize, s0: usize, s1: usize) -> usize {
+    extent[mask_row * s + s0..mask_row * s + s1]
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(s)
+}
+
+/// Probabilities (N, K, G·S, S) and outputs (N, K, G·S, E) from rotated q, k and v.
+fn attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: &[f32],
+    extent: &[usize],
+    d: Dims,
+    scale: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let (s, kh, e, g) = (d.s, d.kh, d.e, d.g());
+    let gs = g * s;
+    let mut probs = vec![0f32; d.groups() * gs * s];
+    let mut out = vec![0f32; d.groups() * gs * e];
+    probs
+        .par_chunks_mut(gs * s)
+        .zip(out.par_chunks_mut(gs * e))
+        .enumerate()
+        .for_each(|(gi, (pg, og))| {
+            let mb = if d.masks == 1 { 0 } else { gi / kh };
+            let qg = &q[gi * gs * e..(gi + 1) * gs * e];
+            let kg = &k[gi * s * e..(gi + 1) * s * e];
+            let vg = &v[gi * s * e..(gi + 1) * s * e];
+            for gg in 0..g {
+                for s0 in (0..s).step_by(QB) {
+                    let s1 = (s0 + QB).min(s);
+                    let (rows, r0) = (s1 - s0, gg * s + s0);
+                    let lb = block_extent(extent, mb, s, s0, s1);
+                    let qb = View::rows(&qg[r0 * e..], e);
+                    let kt = View::transposed(kg, e);
+                    matmul_into(qb, kt, (rows, e, lb), &mut pg[r0 * s..], s, false);
+                    for t in s0..s1 {
+                        let p = &mut pg[(gg * s + t) * s..(gg * s + t) * s + lb];
+                        let m = &mask[(mb * s + t) * s..(mb * s + t) * s + lb];
+                        softmax_row(p, m, scale);
+                    }
+                    let pb = View {
+                        data: &pg[r0 * s..],
+                        rs: s,
+                        cs: 1,
+                    };
+                    matmul_into(
+                        pb,
+                        View::rows(vg, e),
+                        (rows, lb, e),
+                        &mut og[r0 * e..],
+                        e,
+                        false,
+                    );
+                }
+            }
+        });
+    (probs, out)
+}
+
+/// `softmax(scale · p + m)` in place.
+fn softmax_row(p: &mut [f32], m: &[f32], scale: f32) {
+    for (p, m) in p.iter_mut().zip(m) {
+        *p = scale * *p + m;
+    }
+    let max = cpu::max(p);
+    p.iter_mut().for_each(|p| *p = cpu::exp(*p - max));
+    let inv = 1.0 / cpu::sum(p);
+    p.iter_mut().for_each(|p| *p *= inv);
+}
+
+/// Gradients of the rotated q (N, K, G·S, E), rotated k and v (N, K, S, E) from the output's
+/// gradient `go` (N, S, H·E).
+fn attend_backward(
+    saved: &Saved,
+    go: &[f32],
+    d: Dims,
+    scale: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (s, h, kh, e, g) = (d.s, d.h, d.kh, d.e, d.g());
+    let gs = g * s;
+    let mut dq = vec![0f32; d.groups() * gs * e];
+    let mut dk = vec![0f32; d.groups() * s * e];
+    let mut dv = vec![0f32; d.groups() * s * e];
+    dq.par_chunks_mut(gs * e)
+        .zip(dk.par_chunks_mut(s * e))
+        .zip(dv.par_chunks_mut(s * e))
+        .enumerate()
+        .for_each(|(gi, ((dqg, dkg), dvg))| {
+            let (b, j) = (gi / kh, gi % kh);
+            let mb = if d.masks == 1 { 0 } else { b };
+            let qg = &saved.q[gi * gs * e..(gi + 1) * gs * e];
+            let kg = &saved.k[gi * s * e..(gi + 1) * s * e];
+            let vg = &saved.v[gi * s * e..(gi + 1) * s * e];
+            let pg = &saved.probs[gi * gs * s..(gi + 1) * gs * s];
+            let mut ds = vec![0f32; QB.min(s) * s];
+            for gg in 0..g {
+                let hh = j * g + gg;
+                for s0 in (0..s).step_by(QB) {
+                    let s1 = (s0 + QB).min(s);
+                    let (rows, r0) = (s1 - s0, gg * s + s0);
+                    let lb = block_extent(&saved.extent, mb, s, s0, s1);
+                    let dout = View {
+                        data: &go[((b * s + s0) * h + hh) * e..],
+                        rs: h * e,
+                        cs: 1,
+                    };
+                    let pt = View {
+                        data: &pg[r0 * s..],
+                        rs: 1,
+                        cs: s,
+                    };
+                    matmul_into(pt, dout, (lb, rows, e), dvg, e, true);
+                    let vt = View::transposed(vg, e);
+                    matmul_into(dout, vt, (rows, e, lb), &mut ds, lb, false);
+                    for r in 0..rows {
+                        let p = &pg[(r0 + r) * s..(r0 + r) * s + lb];
+                        let dp = &mut ds[r * lb..(r + 1) * lb];
+                        let dot = cpu::dot(p, dp);
+                        for (dp, p) in dp.iter_mut().zip(p) {
+                            *dp = scale * p * (*dp - dot);
+                        }
+                    }
+                    let dsb = View::rows(&ds, lb);
+                    let dq_rows = &mut dqg[r0 * e..];
+                    matmul_into(dsb, View::rows(kg, e), (rows, lb, e), dq_rows, e, false);
+                    let dst = View::transposed(&ds, lb);
+                    let qb = View::rows(&qg[r0 * e..], e);
+                    matmul_into(dst, qb, (lb, rows, e), dkg, e, true);
+                }
+            }
+        });
+    (dq, dk, dv)
+}
+
+/// The packed gradient (N, S, C): dq and dk rotated back by −θ, dv as is.
+fn scatter(dq: &[f32], dk: &[f32], dv: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> Vec<f32> {
+    let (s, h, kh, e, g, c, half) = (d.s, d.h, d.kh, d.e, d.g(), d.c(), d.e / 2);
+    let gs = g * s;
+    let mut dx = vec![0f32; d.n * s * c];
+    cpu::for_each_row(&mut dx, c, |at, out| {
+        let (b, t) = (at / s, at % s);
+        let (cs, sn) = (
+            &cos[at * half..(at + 1) * half],
+            &sin[at * half..(at + 1) * half],
+        );
+        for j in 0..kh {
+            let gi = b * kh + j;
+            for gg in 0..g {
+                let hh = j * g + gg;
+                let src = (gi * gs + gg * s + t) * e;
+                rotate(
+                    &dq[src..src + e],
+                    &mut out[hh * e..(hh + 1) * e],
+                    cs,
+                    sn,
+                    -1.0,
+                );
+            }
+            let src = (gi * s + t) * e;
+            let kcol = (h + j) * e;
+            rotate(&dk[src..src + e], &mut out[kcol..kcol + e], cs, sn, -1.0);
+            let vcol = (h + kh + j) * e;
+            out[vcol..vcol + e].copy_from_slice(&dv[src..src + e]);
+        }
+    });
+    dx
+}
