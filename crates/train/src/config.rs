@@ -314,23 +314,39 @@ macro_rules! default_from_serde {
 }
 default_from_serde!(RolloutConfig, GrpoConfig, OutputConfig);
 
-impl TrainConfig {
-    /// Reads `path`, applies its preset and `overrides` (`key=value`, dotted keys), validates.
-    /// Relative paths in the file are taken from the file's directory; relative paths in
-    /// `overrides` (given on the command line) from the current directory.
-    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+/// What `aha train`'s and `aha sft`'s configs share: read from a TOML file (relative paths from
+/// the file's directory) with `--set` overrides (relative paths from the current directory),
+/// validated, and written back with every default for `--show-config` and the run's
+/// `config.toml`.
+pub trait RunConfig: Serialize + Sized {
+    /// Parses TOML text, applies `overrides` (`key=value`, dotted keys) and validates; relative
+    /// paths in the text start at `base` when given. Syntax and unknown-key errors come back as
+    /// `Error::Config` with an empty field and the parser's message (line and column).
+    fn parse(text: &str, base: Option<&Path>, overrides: &[String]) -> Result<Self>;
+
+    /// The run's `[output]` section.
+    fn output(&self) -> &OutputConfig;
+
+    /// Reads `path` as [`RunConfig::parse`] does, errors placed in the file.
+    fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let base = config_dir(path)?;
         Self::parse(&text, Some(&base), overrides).map_err(|e| in_file(path, e))
     }
 
-    /// As [`TrainConfig::load`] from TOML text, relative paths left as they are. Syntax and
-    /// unknown-key errors come back as `Error::Config` with an empty field and the parser's
-    /// message (line and column).
-    pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Self> {
+    /// [`RunConfig::parse`] of TOML text, relative paths left as they are.
+    fn from_toml_str(text: &str, overrides: &[String]) -> Result<Self> {
         Self::parse(text, None, overrides)
     }
 
+    /// The resolved config as TOML, every default written out.
+    fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::config("", e.to_string()))
+    }
+}
+
+/// The GRPO config: `parse` puts its preset under the file's values (see [`Preset`]).
+impl RunConfig for TrainConfig {
     fn parse(text: &str, base: Option<&Path>, overrides: &[String]) -> Result<Self> {
         // Stage 1: the file alone, for errors that can point at a line.
         let raw: toml::Table =
@@ -372,11 +388,12 @@ impl TrainConfig {
         Ok(cfg)
     }
 
-    /// The resolved config as TOML, every default written out.
-    pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| Error::config("", e.to_string()))
+    fn output(&self) -> &OutputConfig {
+        &self.output
     }
+}
 
+impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |f: &str, m: String| Err(Error::config(f, m));
         match (&self.model.path, &self.model.init) {

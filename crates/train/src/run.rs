@@ -21,7 +21,7 @@ use aha_model::Model;
 use candle_core::Device;
 
 use crate::collective::{self, any_rank, check_replicas, check_run_dir, Collective};
-use crate::config::{DeviceSpec, ModelSection, TrainConfig};
+use crate::config::{DeviceSpec, ModelSection, RunConfig, TrainConfig};
 use crate::grpo::GrpoTrainer;
 use crate::metrics::StepMetrics;
 use crate::progress::{self, Progress};
@@ -53,7 +53,7 @@ impl RunOptions {
         }
     }
 
-    fn stop_requested(&self) -> bool {
+    pub(crate) fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 }

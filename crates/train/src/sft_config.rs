@@ -2,7 +2,7 @@
 //! keys (`name`, `seed`, `steps`, `device`), `[model]`, `[optim]` and `[output]`, with `[data]`
 //! naming the example file and `[sft]` in place of `[rollout]`/`[grpo]`. Loaded the same way:
 //! TOML with `deny_unknown_fields`, relative paths from the file's directory, `--set`
-//! overrides, validation, and [`SftRunConfig::to_toml`] for `--show-config` and the run's
+//! overrides, validation, and [`RunConfig::to_toml`] for `--show-config` and the run's
 //! `config.toml`.
 
 use std::path::{Path, PathBuf};
@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    config_dir, in_file, validate_name, with_overrides, DeviceSpec, ModelSection, OutputConfig,
-    Precision,
+    validate_name, with_overrides, DeviceSpec, ModelSection, OutputConfig, Precision, RunConfig,
 };
 use crate::optim::OptimConfig;
 use crate::sft::{LossOn, SftConfig};
@@ -97,20 +96,7 @@ fn default_output() -> OutputConfig {
     }
 }
 
-impl SftRunConfig {
-    /// Reads `path` with `overrides` (`key=value`, dotted keys) and validates. Relative paths
-    /// in the file start at its directory; those in `overrides` at the current directory.
-    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let base = config_dir(path)?;
-        Self::parse(&text, Some(&base), overrides).map_err(|e| in_file(path, e))
-    }
-
-    /// As [`SftRunConfig::load`] from TOML text, relative paths left as they are.
-    pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Self> {
-        Self::parse(text, None, overrides)
-    }
-
+impl RunConfig for SftRunConfig {
     fn parse(text: &str, base: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let raw: toml::Table =
             toml::from_str(text).map_err(|e| Error::config("", e.to_string()))?;
@@ -125,11 +111,12 @@ impl SftRunConfig {
         Ok(cfg)
     }
 
-    /// The resolved config as TOML, every default written out.
-    pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| Error::config("", e.to_string()))
+    fn output(&self) -> &OutputConfig {
+        &self.output
     }
+}
 
+impl SftRunConfig {
     pub fn validate(&self) -> Result<()> {
         validate_name(&self.name)?;
         if let (Some(_), Some(_)) | (None, None) = (&self.model.path, &self.model.init) {

@@ -14,7 +14,6 @@
 //! checkpoint a few of the step's prompts are completed greedily into samples.jsonl.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,14 +25,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::collective::{self, any_rank, check_replicas, check_run_dir, Collective};
+use crate::collective::{any_rank, check_replicas, check_run_dir, Collective};
+use crate::config::RunConfig;
 use crate::data::rows::{read_rows, Columns};
 use crate::engine::{generate_groups, SamplingParams};
 use crate::grpo::checkpoint::{set_weights, OPTIMIZER_FILE, STATE_FILE};
 use crate::metrics::forward_flops;
 use crate::optim::UpdateCounters;
-use crate::progress::{self, Progress};
-use crate::run::{device, load_policy, Policy};
+use crate::run::{device, load_policy, Policy, RunOptions};
 use crate::run_dir::prune_checkpoints;
 use crate::run_log::RunLog;
 use crate::sft::{Example, SftStepStats, SftTrainer};
@@ -221,29 +220,8 @@ pub struct SftState {
     pub device_seconds: f64,
 }
 
-pub struct SftOptions {
-    /// Defaults to `runs/NAME`.
-    pub run_dir: Option<PathBuf>,
-    pub resume: bool,
-    /// Told of every step; [`progress::silent`] by default.
-    pub progress: Arc<dyn Progress>,
-    /// Set (by a signal handler) to stop after the current step, with a checkpoint.
-    pub stop: Option<Arc<AtomicBool>>,
-    /// The job's ranks: each trains its share of every batch; rank 0 alone writes.
-    pub collective: Arc<dyn Collective>,
-}
-
-impl SftOptions {
-    pub fn new(run_dir: Option<PathBuf>, resume: bool) -> Self {
-        Self {
-            run_dir,
-            resume,
-            progress: progress::silent(),
-            stop: None,
-            collective: collective::single(),
-        }
-    }
-}
+/// An SFT run takes the options a GRPO run does.
+pub type SftOptions = RunOptions;
 
 /// Steps between checks that data-parallel ranks hold identical weights (and after step 1).
 const REPLICA_CHECK_EVERY: usize = 25;
@@ -331,7 +309,7 @@ pub fn run_sft(cfg: &SftRunConfig, opts: SftOptions) -> Result<SftSummary> {
             log.step(step, &m, &[] as &[SftSample], &summary)?;
         }
         // A signal may reach the ranks in different steps: all stop when any has seen one.
-        stopped = any_rank(&*comm, stop_flag(&opts))?;
+        stopped = any_rank(&*comm, opts.stop_requested())?;
         if step.is_multiple_of(cfg.output.checkpoint_every) || step == cfg.steps || stopped {
             let ckpt = run.checkpoint(step);
             if let Some(log) = &mut log {
@@ -460,10 +438,6 @@ impl SftJob {
         })?;
         Ok(())
     }
-}
-
-fn stop_flag(opts: &SftOptions) -> bool {
-    opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
 }
 
 fn metrics_line(state: &SftState, s: &SftStepStats, step_s: f64, price: f64) -> SftMetrics {

@@ -3,7 +3,7 @@
 //! round-trips.
 
 use aha_train::algo::{AdvantageNorm, LossAggregation, Overlong};
-use aha_train::config::{GroupFilter, TrainConfig};
+use aha_train::config::{GroupFilter, RunConfig, TrainConfig};
 
 const BASE: &str = r#"
 name = "t"

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use aha_train::config::TrainConfig;
+use aha_train::config::{RunConfig, TrainConfig};
 
 fn load(name: &str) -> TrainConfig {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use aha_train::algo::{group_advantages, AdvantageNorm};
-use aha_train::config::{GrpoConfig, TrainConfig};
+use aha_train::config::{GrpoConfig, RunConfig, TrainConfig};
 use aha_train::engine::{generate_groups, SamplingParams};
 use aha_train::grpo::update::{update, TrainSeq, UpdateContext};
 use aha_train::metrics::{read_metrics, TIMING_FIELDS};

@@ -1,10 +1,13 @@
-//! What `aha train` and `aha sft` share: the run flags, the stop on SIGINT/SIGTERM, and the
-//! message and exit status of a stopped run.
+//! What `aha train` and `aha sft` share: the run flags, reading the config, the run's options, the
+//! stop on SIGINT/SIGTERM, and the message and exit status of a stopped run.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use aha_train::collective::Collective;
+use aha_train::config::RunConfig;
+use aha_train::run::RunOptions;
 use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -40,6 +43,32 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// Runs `run` under these flags: reads the config with the overrides, installs the stop
+    /// signal and runs as one rank of `world`. Returns the run's summary and the signal on rank
+    /// 0; `None` on the other ranks, and under `--show-config`, which prints the config instead.
+    pub fn run<C: RunConfig, S>(
+        &self,
+        world: &Arc<dyn Collective>,
+        run: impl FnOnce(C, RunOptions) -> aha_train::Result<S>,
+    ) -> anyhow::Result<Option<(S, StopSignal)>> {
+        let cfg = C::load(&self.config, &self.overrides())
+            .with_context(|| format!("reading config {}", self.config.display()))?;
+        if self.show_config {
+            print!("{}", cfg.to_toml()?);
+            return Ok(None);
+        }
+        let stop = StopSignal::install()?;
+        let opts = RunOptions {
+            run_dir: self.run_dir.clone(),
+            resume: self.resume,
+            progress: crate::progress::detect(cfg.output().progress),
+            stop: Some(stop.flag.clone()),
+            collective: world.clone(),
+        };
+        let summary = run(cfg, opts)?;
+        Ok((world.rank() == 0).then_some((summary, stop)))
+    }
+
     /// The config overrides: every `--set`, then `--device` and `--dtype` as the keys they name.
     pub fn overrides(&self) -> Vec<String> {
         let mut set = self.set.clone();

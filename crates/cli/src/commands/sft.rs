@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use aha_train::collective::Collective;
-use aha_train::sft_run::{run_sft, SftOptions, SftRunConfig};
-use anyhow::Context;
+use aha_train::sft_run::{run_sft, SftRunConfig};
 
-use super::run_args::{RunArgs, StopSignal};
+use super::run_args::RunArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,24 +20,9 @@ pub struct Args {
 /// One rank of the job `world` (one process unless started by mpirun or srun).
 pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     let a = &args.run;
-    let cfg = SftRunConfig::load(&a.config, &a.overrides())
-        .with_context(|| format!("reading config {}", a.config.display()))?;
-    if a.show_config {
-        print!("{}", cfg.to_toml()?);
+    let Some((s, stop)) = a.run(&world, |cfg: SftRunConfig, opts| run_sft(&cfg, opts))? else {
         return Ok(());
-    }
-    let stop = StopSignal::install()?;
-    let opts = SftOptions {
-        run_dir: a.run_dir.clone(),
-        resume: a.resume,
-        progress: crate::progress::detect(cfg.output.progress),
-        stop: Some(stop.flag.clone()),
-        collective: world.clone(),
     };
-    let s = run_sft(&cfg, opts)?;
-    if world.rank() != 0 {
-        return Ok(());
-    }
     if let Some(from) = &s.resumed_from {
         eprintln!("resumed from {}", from.display());
     }

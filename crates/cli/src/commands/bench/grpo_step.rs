@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use aha_model::Precision;
-use aha_train::config::{ModelSection, TrainConfig};
+use aha_train::config::{ModelSection, RunConfig, TrainConfig};
 use aha_train::grpo::GrpoTrainer;
 use aha_train::run::load_policy;
 use candle_core::Device;
