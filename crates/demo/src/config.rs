@@ -39,6 +39,9 @@ pub struct PretrainConfig {
     /// Length of the textbook phase's cosine decay (to a tenth of `lr`), whenever the gate ends
     /// that phase.
     pub decay_steps: usize,
+    /// AdamW's second-moment decay and weight decay, in both phases.
+    pub beta2: f64,
+    pub weight_decay: f64,
     /// Learning rate of the mixed phase (constant, fresh optimizer).
     pub mix_lr: f64,
     /// The competence check between the textbook phase and the mixed one.
@@ -120,7 +123,9 @@ impl DemoConfig {
                 steps: 600,
                 skill_steps: 500,
                 skill_think_share: 1.0,
-                decay_steps: 2000,
+                decay_steps: 1000,
+                beta2: 0.95,
+                weight_decay: 0.1,
                 mix_lr: 3e-4,
                 gate: GateConfig {
                     think_accuracy: 0.9,
@@ -145,8 +150,8 @@ impl DemoConfig {
     }
 
     /// `aha demo --quick`: the same pretraining with a lower bar and a lower cap at the gate
-    /// (60% of check problems thought right, 900 steps: the column work appears between steps
-    /// 300 and 900, so pretraining cannot shrink much), fewer GRPO steps and a smaller
+    /// (60% of check problems thought right, 900 steps: the column work appears around steps
+    /// 500-800, so pretraining cannot shrink much), fewer GRPO steps and a smaller
     /// evaluation; the effect is clear by GRPO step 20. CI runs it.
     pub fn quick() -> Self {
         let mut c = Self::standard();
@@ -213,6 +218,15 @@ impl DemoConfig {
         }
         if self.pretrain.batch_size == 0 || self.pretrain.lr <= 0.0 || self.pretrain.mix_lr <= 0.0 {
             return bad("pretrain", "needs a positive batch size and learning rate");
+        }
+        if !(0.0..1.0).contains(&self.pretrain.beta2)
+            || self.pretrain.weight_decay.is_nan()
+            || self.pretrain.weight_decay < 0.0
+        {
+            return bad(
+                "pretrain",
+                "needs beta2 in [0, 1) and a weight decay of zero or more",
+            );
         }
         let g = &self.grpo;
         if g.prompts_per_step == 0 || g.group_size < 2 {
