@@ -6,6 +6,11 @@ mod common;
 
 use common::{aha, fixture, scratch};
 
+/// `aha logprobs --model MODEL --input INPUT`, output on stdout.
+fn logprobs(model: &str, input: &str) -> std::process::Output {
+    aha(&["logprobs", "--model", model, "--input", input])
+}
+
 #[derive(serde::Deserialize)]
 struct Line {
     ids: Vec<u32>,
@@ -92,13 +97,7 @@ fn bad_lines_are_named_by_file_and_line() {
         let path = dir.join(format!("bad{i}.jsonl"));
         // The bad line comes after a good one and a blank one: line 3.
         std::fs::write(&path, format!("{{\"ids\": [1, 2, 3]}}\n\n{bad}\n")).unwrap();
-        let out = aha(&[
-            "logprobs",
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            path.to_str().unwrap(),
-        ]);
+        let out = logprobs(model.to_str().unwrap(), path.to_str().unwrap());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{bad}: should fail");
         assert!(out.stdout.is_empty(), "{bad}: wrote output before failing");
@@ -111,26 +110,14 @@ fn bad_lines_are_named_by_file_and_line() {
     let path = dir.join("long.jsonl");
     let ids: Vec<u32> = (0..129).map(|i| i % 300).collect();
     std::fs::write(&path, serde_json::json!({ "ids": ids }).to_string()).unwrap();
-    let out = aha(&[
-        "logprobs",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        path.to_str().unwrap(),
-    ]);
+    let out = logprobs(model.to_str().unwrap(), path.to_str().unwrap());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(":1:") && err.contains("max_position_embeddings (128)"),
         "{err}"
     );
     // A missing model directory names it.
-    let out = aha(&[
-        "logprobs",
-        "--model",
-        "/nonexistent/ckpt",
-        "--input",
-        path.to_str().unwrap(),
-    ]);
+    let out = logprobs("/nonexistent/ckpt", path.to_str().unwrap());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ckpt"));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -185,13 +172,7 @@ fn init_is_deterministic_and_its_checkpoint_scores() {
         "{\"text\": \"<|im_start|>user\\nQ:1+2=<|im_end|>\\n\"}\n",
     )
     .unwrap();
-    let o = aha(&[
-        "logprobs",
-        "--model",
-        a.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let o = logprobs(a.to_str().unwrap(), input.to_str().unwrap());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let line: Line = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(line.ids[0], 1, "<|im_start|> is special token 1");

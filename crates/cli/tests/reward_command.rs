@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use common::{aha, scratch};
 use serde_json::Value;
@@ -88,17 +89,31 @@ fn aha_reward_runs_a_command_on_a_jsonl_file() {
     );
 }
 
-/// configs/smoke.toml with `[[reward]]` tables appended, written into `dir`.
-fn smoke_config(dir: &Path, rewards: &str) -> String {
+/// `aha train` on configs/smoke.toml (progress off, `--set` each of `sets`) whose one reward
+/// term is the Python `program`, written into `dir`, with `options` added to its
+/// `[[reward]]` table. Returns the run directory and the process output.
+fn train_on_program(dir: &Path, program: &str, options: &str, sets: &[&str]) -> (PathBuf, Output) {
+    let path = dir.join("reward.py");
+    std::fs::write(&path, program).unwrap();
+    let command = Value::String(path.display().to_string());
     let smoke = std::fs::read_to_string(repo_file("configs/smoke.toml")).unwrap();
-    let path = dir.join("train.toml");
-    std::fs::write(&path, format!("{smoke}\n{rewards}")).unwrap();
-    path.display().to_string()
-}
-
-/// A TOML string literal for a path.
-fn toml_str(p: &Path) -> String {
-    Value::String(p.display().to_string()).to_string()
+    let config = dir.join("train.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{smoke}\n[[reward]]\nkind = \"command\"\nweight = 1.0\n\
+             command = [\"python3\", {command}]\n{options}"
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let (config, run_dir) = (config.display().to_string(), run.display().to_string());
+    let mut args = vec!["train", &config, "--run-dir", &run_dir];
+    for s in sets.iter().chain(&["output.progress=false"]) {
+        args.extend(["--set", s]);
+    }
+    let out = aha(&args);
+    (run, out)
 }
 
 #[test]
@@ -106,37 +121,15 @@ fn grpo_trains_on_a_command_reward() {
     let dir = scratch("train-command");
     // Rewards the share of digits in the completion, 1 + that share so every judged completion
     // scores above 0; `null` if the row's answer did not reach the program.
-    let program = dir.join("digits.py");
-    std::fs::write(
-        &program,
-        r#"import json, sys
+    let program = r#"import json, sys
 for line in sys.stdin:
     item = json.loads(line)
     text = item["completion"]
     share = sum(c.isdigit() for c in text) / max(len(text), 1)
     reward = 1.0 + share if "answer" in item and item["prompt"] else None
     print(json.dumps({"id": item["id"], "reward": reward}), flush=True)
-"#,
-    )
-    .unwrap();
-    let config = smoke_config(
-        &dir,
-        &format!(
-            "[[reward]]\nkind = \"command\"\nweight = 1.0\ncommand = [\"python3\", {}]\ntimeout_s = 30\n",
-            toml_str(&program)
-        ),
-    );
-    let run = dir.join("run");
-    let out = aha(&[
-        "train",
-        &config,
-        "--run-dir",
-        &run.display().to_string(),
-        "--set",
-        "steps=3",
-        "--set",
-        "output.progress=false",
-    ]);
+"#;
+    let (run, out) = train_on_program(&dir, program, "timeout_s = 30\n", &["steps=3"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let metrics = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
@@ -160,38 +153,15 @@ for line in sys.stdin:
 fn a_crashing_reward_program_stops_training_cleanly() {
     let dir = scratch("train-crash");
     // Judges the first step's 16 completions (B·G = 4·4), then crashes on the second step's.
-    let program = dir.join("crash.py");
-    std::fs::write(
-        &program,
-        r#"import json, sys
+    let program = r#"import json, sys
 for n, line in enumerate(sys.stdin):
     if n == 16:
         print("reward model out of memory", file=sys.stderr, flush=True)
         sys.exit(7)
     print(json.dumps({"id": json.loads(line)["id"], "reward": 0.5}), flush=True)
-"#,
-    )
-    .unwrap();
-    let config = smoke_config(
-        &dir,
-        &format!(
-            "[[reward]]\nkind = \"command\"\nweight = 1.0\ncommand = [\"python3\", {}]\n",
-            toml_str(&program)
-        ),
-    );
-    let run = dir.join("run");
-    let out = aha(&[
-        "train",
-        &config,
-        "--run-dir",
-        &run.display().to_string(),
-        "--set",
-        "steps=4",
-        "--set",
-        "output.checkpoint_every=1",
-        "--set",
-        "output.progress=false",
-    ]);
+"#;
+    let sets = ["steps=4", "output.checkpoint_every=1"];
+    let (run, out) = train_on_program(&dir, program, "", &sets);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(

@@ -27,6 +27,11 @@ fn smoke() -> String {
     s(&repo().join("configs/smoke.toml"))
 }
 
+/// `aha COMMAND CONFIG --run-dir RUN` and then `rest`.
+fn in_run<'a>(command: &'a str, config: &'a str, run: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    [&[command, config, "--run-dir", run][..], rest].concat()
+}
+
 fn ok(args: &[&str]) -> Output {
     let out = aha(args);
     assert!(
@@ -72,47 +77,33 @@ fn steps_in(dir: &Path) -> Vec<String> {
 fn sft_resume_reproduces_an_uninterrupted_run() {
     let dir = scratch("sft-resume");
     let (whole, split) = (dir.join("whole"), dir.join("split"));
-    let set = ["--set", "output.checkpoint_every=2"];
-    ok(&[
-        &[
-            "sft",
-            &sft_smoke(),
-            "--run-dir",
-            &s(&whole),
-            "--set",
-            "steps=4",
-        ],
-        &set[..],
-    ]
-    .concat());
-    ok(&[
-        &[
-            "sft",
-            &sft_smoke(),
-            "--run-dir",
-            &s(&split),
-            "--set",
-            "steps=2",
-        ],
-        &set[..],
-    ]
-    .concat());
+    ok(&in_run(
+        "sft",
+        &sft_smoke(),
+        &s(&whole),
+        &["--set", "steps=4", "--set", "output.checkpoint_every=2"],
+    ));
+    ok(&in_run(
+        "sft",
+        &sft_smoke(),
+        &s(&split),
+        &["--set", "steps=2", "--set", "output.checkpoint_every=2"],
+    ));
     // Starting over an existing run is refused.
     let err = fails(&["sft", &sft_smoke(), "--run-dir", &s(&split)]);
     assert!(err.contains("--resume"), "{err}");
-    let out = ok(&[
+    let out = ok(&in_run(
+        "sft",
+        &sft_smoke(),
+        &s(&split),
         &[
-            "sft",
-            &sft_smoke(),
-            "--run-dir",
-            &s(&split),
             "--set",
             "steps=4",
             "--resume",
+            "--set",
+            "output.checkpoint_every=2",
         ],
-        &set[..],
-    ]
-    .concat());
+    ));
     assert!(String::from_utf8_lossy(&out.stderr).contains("resumed from"));
     let (a, b) = (
         comparable(&whole.join("metrics.jsonl")),
@@ -130,40 +121,30 @@ fn sft_resume_reproduces_an_uninterrupted_run() {
 fn resume_refuses_what_would_lose_or_mix_work() {
     let dir = scratch("resume-safety");
     let run = dir.join("run");
-    ok(&[
+    ok(&in_run(
         "sft",
         &sft_smoke(),
-        "--run-dir",
         &s(&run),
-        "--set",
-        "steps=2",
-    ]);
+        &["--set", "steps=2"],
+    ));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
 
     // A changed config names the keys that differ and leaves the run as it was.
-    let err = fails(&[
+    let err = fails(&in_run(
         "sft",
         &sft_smoke(),
-        "--run-dir",
         &s(&run),
-        "--resume",
-        "--set",
-        "optim.lr=0.1",
-        "--set",
-        "seed=5",
-    ]);
+        &["--resume", "--set", "optim.lr=0.1", "--set", "seed=5"],
+    ));
     assert!(err.contains("optim.lr, seed"), "{err}");
     // A bad config is rejected before the run directory is touched.
-    let err = fails(&[
+    let err = fails(&in_run(
         "sft",
         &sft_smoke(),
-        "--run-dir",
         &s(&run),
-        "--resume",
-        "--set",
-        "optim.lr=-1",
-    ]);
+        &["--resume", "--set", "optim.lr=-1"],
+    ));
     assert!(err.contains("optim.lr"), "{err}");
     assert_eq!(
         std::fs::read_to_string(run.join("config.toml")).unwrap(),
@@ -182,13 +163,12 @@ fn resume_refuses_what_would_lose_or_mix_work() {
         std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(),
         metrics
     );
-    let err = fails(&[
+    let err = fails(&in_run(
         "train",
         &smoke(),
-        "--run-dir",
         &s(&dir.join("none")),
-        "--resume",
-    ]);
+        &["--resume"],
+    ));
     assert!(err.contains("no complete checkpoint"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -523,16 +503,12 @@ fn scalars(run: &Path) -> Vec<(u64, String, f32)> {
 fn tensorboard_event_files_hold_the_metrics() {
     let dir = scratch("tensorboard");
     let run = dir.join("grpo");
-    ok(&[
+    ok(&in_run(
         "train",
         &smoke(),
-        "--run-dir",
         &s(&run),
-        "--set",
-        "steps=2",
-        "--set",
-        "grpo.beta=0.01",
-    ]);
+        &["--set", "steps=2", "--set", "grpo.beta=0.01"],
+    ));
     let got = scalars(&run);
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let line2: serde_json::Value = serde_json::from_str(metrics.lines().nth(1).unwrap()).unwrap();
@@ -552,14 +528,12 @@ fn tensorboard_event_files_hold_the_metrics() {
         assert_eq!(*x, line2[tag].as_f64().unwrap() as f32, "{tag}");
     }
     let run = dir.join("sft");
-    ok(&[
+    ok(&in_run(
         "sft",
         &sft_smoke(),
-        "--run-dir",
         &s(&run),
-        "--set",
-        "steps=2",
-    ]);
+        &["--set", "steps=2"],
+    ));
     let got = scalars(&run);
     assert!(
         got.iter()

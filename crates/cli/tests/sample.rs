@@ -131,40 +131,22 @@ fn batch_size_does_not_change_the_samples() {
 fn stop_strings_end_completions() {
     let dir = scratch("sample-stop");
     let input = "{\"prompt\": \"The lazy dog\"}\n";
-    let free = sample(
-        &dir,
-        "qwen2_tied_f32",
-        input,
-        &[
-            "--k",
-            "4",
-            "--max-new-tokens",
-            "24",
-            "--ignore-eos",
-            "--seed",
-            "3",
-        ],
-    );
+    let free_args = [
+        "--k",
+        "4",
+        "--max-new-tokens",
+        "24",
+        "--ignore-eos",
+        "--seed",
+        "3",
+    ];
+    let free = sample(&dir, "qwen2_tied_f32", input, &free_args);
     // A stop string taken from the middle of the first completion's text.
     let text = &free[0].completion;
     let chars: Vec<char> = text.chars().collect();
     let stop: String = chars[chars.len() / 2..chars.len() / 2 + 2].iter().collect();
-    let stopped = sample(
-        &dir,
-        "qwen2_tied_f32",
-        input,
-        &[
-            "--k",
-            "4",
-            "--max-new-tokens",
-            "24",
-            "--ignore-eos",
-            "--seed",
-            "3",
-            "--stop",
-            &stop,
-        ],
-    );
+    let stop_args = [&free_args[..], &["--stop", &stop]].concat();
+    let stopped = sample(&dir, "qwen2_tied_f32", input, &stop_args);
     assert_eq!(stopped[0].finish_reason, "stop");
     assert!(stopped[0].completion.contains(&stop));
     for (f, s) in free.iter().zip(&stopped) {

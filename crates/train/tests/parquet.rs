@@ -2,7 +2,7 @@
 //! in GSM8K, MATH and Countdown layouts (snappy, zstd, gzip; several row groups), SFT pairs and
 //! chat messages, and errors that name the file, the row and the column.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aha_train::data::{
     parquet, read_items, DataConfig, DataSource, Dataset, Fields, Item, MissingAnswer, Needs,
@@ -149,17 +149,22 @@ fn sft_examples_from_pairs_and_chat_messages() {
     );
 }
 
+/// The error of reading `path` as GRPO problems.
+fn read_error(path: &Path, fields: &Fields, missing: MissingAnswer) -> String {
+    match read_items(path, fields, missing, Needs::AnyReference) {
+        Ok(_) => panic!("{} read without an error", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
 #[test]
 fn errors_name_the_file_the_row_and_the_column() {
     // The wrong field name: the file and the missing column, with the columns there are.
-    let err = read_items(
+    let err = read_error(
         &fixture("gsm8k.parquet"),
         &fields("problem", "answer"),
         MissingAnswer::Error,
-        Needs::AnyReference,
-    )
-    .unwrap_err()
-    .to_string();
+    );
     assert!(
         err.contains("gsm8k.parquet") && err.contains("no column `problem`"),
         "{err}"
@@ -167,14 +172,11 @@ fn errors_name_the_file_the_row_and_the_column() {
     assert!(err.contains("columns are: question, answer"), "{err}");
 
     // A null question in the third row (second row group).
-    let err = read_items(
+    let err = read_error(
         &fixture("null_prompt.parquet"),
         &fields("question", "answer"),
         MissingAnswer::Error,
-        Needs::AnyReference,
-    )
-    .unwrap_err()
-    .to_string();
+    );
     assert!(
         err.contains("null_prompt.parquet:3:")
             && err.contains("field `question`: expected a string"),
@@ -182,14 +184,11 @@ fn errors_name_the_file_the_row_and_the_column() {
     );
 
     // A timestamp where text is expected.
-    let err = read_items(
+    let err = read_error(
         &fixture("timestamp_answer.parquet"),
         &fields("question", "answer"),
         MissingAnswer::Error,
-        Needs::AnyReference,
-    )
-    .unwrap_err()
-    .to_string();
+    );
     assert!(
         err.contains("timestamp_answer.parquet:1:")
             && err.contains("column `answer`: timestamp values are not supported"),
@@ -197,14 +196,11 @@ fn errors_name_the_file_the_row_and_the_column() {
     );
 
     // No answer column at all, and SFT data without its columns.
-    let err = read_items(
+    let err = read_error(
         &fixture("sft.parquet"),
         &Fields::default(),
         MissingAnswer::Skip,
-        Needs::AnyReference,
-    )
-    .unwrap_err()
-    .to_string();
+    );
     assert!(err.contains("no column `answer`"), "{err}");
     let (_, tok) = init_policy("tiny", 0, &Device::Cpu).unwrap();
     let err = read_examples(&fixture("gsm8k.parquet"), &tok, tok.vocab_size())
@@ -218,13 +214,6 @@ fn errors_name_the_file_the_row_and_the_column() {
     // Not Parquet at all.
     let bogus = std::env::temp_dir().join(format!("aha-not-{}.parquet", std::process::id()));
     std::fs::write(&bogus, "{\"prompt\": \"x\"}\n").unwrap();
-    let err = read_items(
-        &bogus,
-        &Fields::default(),
-        MissingAnswer::Error,
-        Needs::AnyReference,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = read_error(&bogus, &Fields::default(), MissingAnswer::Error);
     assert!(err.contains("not a readable Parquet file"), "{err}");
 }
