@@ -82,47 +82,21 @@ pub fn run_demo(
 ) -> Result<DemoSummary, DemoError> {
     cfg.validate()?;
     let started = Instant::now();
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DemoError::Io { path, source }
-    };
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let cfg_path = out.join("demo_config.json");
-    let cfg_text = serde_json::to_string_pretty(cfg)
-        .map_err(|e| DemoError::Config(format!("serialising the config: {e}")))?;
-    std::fs::write(&cfg_path, cfg_text + "\n").map_err(io(&cfg_path))?;
+    write_config(cfg, out)?;
 
     let held_out = held_out_problems(cfg);
     let held_set: HashSet<Problem> = held_out.iter().copied().collect();
     let tok = char_tokenizer::char_tokenizer()?;
     let eos = char_tokenizer::token_id(&tok, EOS)?;
     let mcfg = model_config(cfg, eos);
-    let max_new = cfg.max_completion_tokens();
     let mut cost = Cost {
         price_per_hour: cfg.price_per_hour,
         ..Cost::default()
     };
 
     // 1. The base model, pretrained until it can think (or the step cap).
-    let t = Instant::now();
-    let model = random_model(&mcfg, cfg.seed, &Device::Cpu)?;
-    let check = check_problems(cfg, &held_set);
-    let mut unseen = held_set.clone();
-    unseen.extend(check.iter().copied());
-    let pre = Pretrainer::new(model, cfg, unseen)?;
-    let pretrained = gate::pretrain(pre, cfg, &check, &tok, obs)?;
-    cost.flops += 3.0 * mcfg.flops_per_token(32) * pretrained.tokens as f64;
+    let pretrained = pretrain_base(cfg, &mcfg, &held_set, &tok, obs, &mut cost)?;
     let base = pretrained.model;
-    cost.pretrain_seconds = t.elapsed().as_secs_f64();
-    obs.finish(&format!(
-        "pretrained {} steps, final loss {:.3}; {}",
-        pretrained.steps,
-        pretrained.loss,
-        match pretrained.passed {
-            true => "it thinks right",
-            false => "it never learned to think right",
-        }
-    ));
     let base_dir = out.join("base");
     save_checkpoint(&base, &tok, None, &base_dir, StoredDtype::F32)?;
 
@@ -133,7 +107,7 @@ pub fn run_demo(
         sampling: Sampling {
             k: cfg.eval.k,
             temperature: cfg.grpo.temperature,
-            max_new_tokens: max_new,
+            max_new_tokens: cfg.max_completion_tokens(),
             seed: cfg.seed ^ 0x6576_616c,
         },
     };
@@ -160,41 +134,7 @@ pub fn run_demo(
         items: grpo_items(cfg, &held_set),
     };
     let mut trainer = GrpoTrainer::new(train_cfg, base, tok.clone(), dataset)?;
-    obs.start(Phase::Grpo, cfg.grpo.steps);
-    let mut points: Vec<StepPoint> = Vec::with_capacity(cfg.grpo.steps);
-    let mut last_kl = 0.0;
-    for step in 0..cfg.grpo.steps {
-        let o = trainer.step()?;
-        let m = &o.metrics;
-        let think = o
-            .samples
-            .iter()
-            .filter(|s| s.completion.trim_start().starts_with("<think>"))
-            .count() as f64
-            / o.samples.len().max(1) as f64;
-        if step % KL_EVERY == 0 || step + 1 == cfg.grpo.steps {
-            last_kl = sampled_kl(trainer.policy(), &reference, &tok, &o.samples, eos)?;
-        }
-        points.push(StepPoint {
-            step: m.step,
-            reward: m.reward_mean,
-            accuracy: m.accuracy,
-            mean_length: m.completion_len_mean,
-            think_share: think,
-            kl: last_kl,
-            seconds: t.elapsed().as_secs_f64(),
-        });
-        obs.progress(
-            step + 1,
-            &format!(
-                "reward {:.2}  acc {:.0}%  think {:.0}%  len {:.1}",
-                m.reward_mean,
-                100.0 * m.accuracy,
-                100.0 * think,
-                m.completion_len_mean
-            ),
-        );
-    }
+    let points = grpo_steps(cfg, &mut trainer, &reference, &tok, t, obs)?;
     cost.flops += trainer.state().flops;
     cost.grpo_seconds = t.elapsed().as_secs_f64();
     obs.finish(&format!("{} GRPO steps", cfg.grpo.steps));
@@ -207,10 +147,7 @@ pub fn run_demo(
         held_out_eval.run(&policy, Phase::EvalFinal, "after GRPO", &mut cost, obs)?;
 
     // 5. Report, summary.
-    let corpus = generate(20_000, cfg.digits, &cfg.mix, cfg.seed, &HashSet::new());
-    let corpus_think =
-        corpus.iter().filter(|d| d.style == Style::Think).count() as f64 / corpus.len() as f64;
-    let corpus_acc = corpus.iter().filter(|d| d.correct).count() as f64 / corpus.len() as f64;
+    let (corpus_think, corpus_acc) = corpus_shares(cfg);
     cost.seconds = started.elapsed().as_secs_f64();
     cost.dollars = cost.seconds / 3600.0 * cost.price_per_hour;
     let mut summary = DemoSummary {
@@ -267,6 +204,108 @@ pub fn run_demo(
     write_all(&summary)?;
     write_metrics(&points, out)?;
     Ok(summary)
+}
+
+/// What the pretraining mix holds, measured on 20,000 documents: (think share, accuracy).
+fn corpus_shares(cfg: &DemoConfig) -> (f64, f64) {
+    let corpus = generate(20_000, cfg.digits, &cfg.mix, cfg.seed, &HashSet::new());
+    let n = corpus.len() as f64;
+    let think = corpus.iter().filter(|d| d.style == Style::Think).count() as f64 / n;
+    let right = corpus.iter().filter(|d| d.correct).count() as f64 / n;
+    (think, right)
+}
+
+/// Creates `out` and writes the run's config there as `demo_config.json`.
+fn write_config(cfg: &DemoConfig, out: &Path) -> Result<(), DemoError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DemoError::Io { path, source }
+    };
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let cfg_path = out.join("demo_config.json");
+    let cfg_text = serde_json::to_string_pretty(cfg)
+        .map_err(|e| DemoError::Config(format!("serialising the config: {e}")))?;
+    std::fs::write(&cfg_path, cfg_text + "\n").map_err(io(&cfg_path))
+}
+
+/// Phase 1: a random model of shape `mcfg` pretrained through the competence gate, on no
+/// problem of `held_set` or of the gate's own check, its time and FLOPs charged to `cost`.
+fn pretrain_base(
+    cfg: &DemoConfig,
+    mcfg: &aha_model::ModelConfig,
+    held_set: &HashSet<Problem>,
+    tok: &Tokenizer,
+    obs: &mut dyn Observer,
+    cost: &mut Cost,
+) -> Result<gate::Pretrained, DemoError> {
+    let t = Instant::now();
+    let model = random_model(mcfg, cfg.seed, &Device::Cpu)?;
+    let check = check_problems(cfg, held_set);
+    let mut unseen = held_set.clone();
+    unseen.extend(check.iter().copied());
+    let pre = Pretrainer::new(model, cfg, unseen)?;
+    let pretrained = gate::pretrain(pre, cfg, &check, tok, obs)?;
+    cost.flops += 3.0 * mcfg.flops_per_token(32) * pretrained.tokens as f64;
+    cost.pretrain_seconds = t.elapsed().as_secs_f64();
+    obs.finish(&format!(
+        "pretrained {} steps, final loss {:.3}; {}",
+        pretrained.steps,
+        pretrained.loss,
+        match pretrained.passed {
+            true => "it thinks right",
+            false => "it never learned to think right",
+        }
+    ));
+    Ok(pretrained)
+}
+
+/// Phase 3's steps: GRPO as one progress phase, with each step's training-batch numbers and,
+/// every [`KL_EVERY`] steps and at the last, the KL to `reference`. `started` times the points.
+fn grpo_steps(
+    cfg: &DemoConfig,
+    trainer: &mut GrpoTrainer,
+    reference: &aha_model::Model,
+    tok: &Tokenizer,
+    started: Instant,
+    obs: &mut dyn Observer,
+) -> Result<Vec<StepPoint>, DemoError> {
+    let eos = char_tokenizer::token_id(tok, EOS)?;
+    obs.start(Phase::Grpo, cfg.grpo.steps);
+    let mut points: Vec<StepPoint> = Vec::with_capacity(cfg.grpo.steps);
+    let mut last_kl = 0.0;
+    for step in 0..cfg.grpo.steps {
+        let o = trainer.step()?;
+        let m = &o.metrics;
+        let think = o
+            .samples
+            .iter()
+            .filter(|s| s.completion.trim_start().starts_with("<think>"))
+            .count() as f64
+            / o.samples.len().max(1) as f64;
+        if step % KL_EVERY == 0 || step + 1 == cfg.grpo.steps {
+            last_kl = sampled_kl(trainer.policy(), reference, tok, &o.samples, eos)?;
+        }
+        points.push(StepPoint {
+            step: m.step,
+            reward: m.reward_mean,
+            accuracy: m.accuracy,
+            mean_length: m.completion_len_mean,
+            think_share: think,
+            kl: last_kl,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        obs.progress(
+            step + 1,
+            &format!(
+                "reward {:.2}  acc {:.0}%  think {:.0}%  len {:.1}",
+                m.reward_mean,
+                100.0 * m.accuracy,
+                100.0 * think,
+                m.completion_len_mean
+            ),
+        );
+    }
+    Ok(points)
 }
 
 /// Held-out problems: distinct, from their own seeded stream.
