@@ -12,21 +12,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{aha, ok, s, scratch};
+use common::{aha, jsonl, ok, s, scratch, write_lines};
 use serde_json::{json, Value};
-
-fn write_lines(path: &Path, lines: &[Value]) {
-    let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
-    std::fs::write(path, text).unwrap();
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// SFT config text for `aha sft`.
 fn sft_config(data: &Path, model: &Path, steps: usize, lr: f64) -> String {

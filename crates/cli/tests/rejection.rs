@@ -8,33 +8,10 @@ mod common;
 
 use std::path::Path;
 
-use common::aha;
+use common::{aha, jsonl, ok, write_lines};
 
 use aha_verify::{arithmetic_reward, ThinkRule};
 use serde_json::{json, Value};
-
-fn ok(args: &[&str]) -> String {
-    let out = aha(args);
-    assert!(
-        out.status.success(),
-        "aha {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn write_lines(path: &Path, lines: impl IntoIterator<Item = Value>) {
-    let text: String = lines.into_iter().map(|v| format!("{v}\n")).collect();
-    std::fs::write(path, text).unwrap();
-}
 
 /// SFT config text for `aha sft`.
 fn sft_config(data: &Path, model: &str, steps: usize) -> String {

@@ -43,3 +43,18 @@ pub fn ok(args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("UTF-8 stdout")
 }
+
+/// The JSON values of a JSONL file, one per line.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("reading a JSONL file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// Writes `lines` to `path` as JSONL.
+pub fn write_lines(path: &Path, lines: impl IntoIterator<Item = impl std::fmt::Display>) {
+    let text: String = lines.into_iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(path, text).expect("writing a JSONL file");
+}
