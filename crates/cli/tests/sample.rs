@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use common::{aha, fixture, scratch};
 
@@ -26,12 +27,14 @@ fn lines(path: &Path) -> Vec<Line> {
         .collect()
 }
 
-/// Run `aha sample` on `input` (JSONL text) with extra args; returns the output lines.
-fn sample(dir: &Path, model: &str, input: &str, extra: &[&str]) -> Vec<Line> {
+/// `aha sample --model MODEL --input DIR/in.jsonl --output DIR/out.jsonl EXTRA…` with `input`
+/// (JSONL text) written first and no output left from before. Returns the output file's path
+/// and the process output.
+fn run_sample(dir: &Path, model: &Path, input: &str, extra: &[&str]) -> (PathBuf, Output) {
     let inp = dir.join("in.jsonl");
     let out = dir.join("out.jsonl");
+    let _ = std::fs::remove_file(&out);
     std::fs::write(&inp, input).unwrap();
-    let model = fixture(model);
     let mut args = vec![
         "sample",
         "--model",
@@ -43,6 +46,12 @@ fn sample(dir: &Path, model: &str, input: &str, extra: &[&str]) -> Vec<Line> {
     ];
     args.extend_from_slice(extra);
     let o = aha(&args);
+    (out, o)
+}
+
+/// Run `aha sample` on `input` (JSONL text) with extra args; returns the output lines.
+fn sample(dir: &Path, model: &str, input: &str, extra: &[&str]) -> Vec<Line> {
+    let (out, o) = run_sample(dir, &fixture(model), input, extra);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     lines(&out)
 }
@@ -160,24 +169,11 @@ fn stop_strings_end_completions() {
 
 /// Run with a bad input; assert it fails naming `expect` and writes no output.
 fn fails(dir: &Path, model: &Path, input: &str, extra: &[&str], expect: &[&str]) {
-    let inp = dir.join("in.jsonl");
-    let out = dir.join("out.jsonl");
-    let _ = std::fs::remove_file(&out);
-    std::fs::write(&inp, input).unwrap();
-    let mut args = vec![
-        "sample",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        inp.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+    let mut args = extra.to_vec();
     if !extra.contains(&"--max-new-tokens") {
         args.extend_from_slice(&["--max-new-tokens", "8"]);
     }
-    let o = aha(&args);
+    let (out, o) = run_sample(dir, model, input, &args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "should fail: {input:?} {extra:?}");
     for e in expect {

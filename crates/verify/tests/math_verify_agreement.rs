@@ -7,7 +7,10 @@
 //! deliberate differences (scientific notation, thin-space separators, the percent rule, a
 //! decimal within `rel_tol` of an exact value) pass.
 
+mod common;
+
 use aha_verify::math_correct;
+use common::jsonl_cases;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -23,14 +26,7 @@ const MIN_AGREEMENT: f64 = 0.93;
 
 #[test]
 fn agrees_with_math_verify() {
-    let text = include_str!("fixtures/math_verify_cases.jsonl");
-    let cases: Vec<Case> = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("fixture line {}: {e}", i + 1))
-        })
-        .collect();
+    let cases: Vec<Case> = jsonl_cases(include_str!("fixtures/math_verify_cases.jsonl"));
     let mut disagreements = Vec::new();
     for c in &cases {
         let aha = math_correct(&c.completion, &c.gold).unwrap_or(false);

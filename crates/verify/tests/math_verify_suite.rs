@@ -13,7 +13,10 @@
 //! remaining disagreement is listed, with aha's reason, in
 //! `fixtures/math_verify_suite_disagreements.md`.
 
+mod common;
+
 use aha_verify::{ExtractConfig, Reference, RewardSpec};
+use common::jsonl_cases;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -51,14 +54,7 @@ fn short(s: &str) -> String {
 
 #[test]
 fn agrees_with_math_verify_suite() {
-    let text = include_str!("fixtures/math_verify_suite.jsonl");
-    let cases: Vec<Case> = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("fixture line {}: {e}", i + 1))
-        })
-        .collect();
+    let cases: Vec<Case> = jsonl_cases(include_str!("fixtures/math_verify_suite.jsonl"));
     assert_eq!(cases.len(), 270);
     let mut agree = [0usize; 2];
     for (mode, name) in ["strict", "lenient"].iter().enumerate() {
