@@ -10,8 +10,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use aha_model::tokenizer::Tokenizer;
 use aha_model::{DeviceSpec, Model, Precision};
-use aha_train::data::PromptTemplate;
+use aha_train::data::{check_token_ids, read_items, Item, MissingAnswer, Needs, PromptTemplate};
 use aha_train::eval::EvalConfig;
 use aha_verify::{ExtractMode, Task, TaskOptions, ThinkRule};
 use anyhow::Context;
@@ -36,10 +37,29 @@ impl DeviceArgs {
         Ok(self.device.open()?)
     }
 
-    /// A loaded model set to compute in `--dtype`.
-    pub fn prepare(&self, model: Model) -> Model {
-        model.with_precision(self.dtype)
+    /// The checkpoint in `dir`, on `--device`, computing in `--dtype`.
+    pub fn load_model(&self, dir: &Path) -> anyhow::Result<Model> {
+        let model = aha_model::load::load_model(dir, &self.device()?, false)
+            .with_context(|| format!("loading model {}", dir.display()))?;
+        Ok(model.with_precision(self.dtype))
     }
+}
+
+/// The problems in `input` and the checkpoint in `model_dir` that answers them, with its
+/// tokenizer: what `eval` and `rejection-sample` start from. Token ids the rows give are checked
+/// against the model's vocabulary before any compute.
+pub fn problems_and_model(
+    input: &Path,
+    fields: &FieldArgs,
+    needs: Needs,
+    model_dir: &Path,
+    device: &DeviceArgs,
+) -> anyhow::Result<(Vec<Item>, Model, Tokenizer)> {
+    let (items, _) = read_items(input, &fields.fields(), MissingAnswer::Error, needs)?;
+    let model = device.load_model(model_dir)?;
+    let tokenizer = Tokenizer::from_dir(model_dir)?;
+    check_token_ids(input, &items, model.config().vocab_size)?;
+    Ok((items, model, tokenizer))
 }
 
 /// How completions are sampled: shared by `sample`, `eval` and `rejection-sample`.

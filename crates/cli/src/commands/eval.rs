@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aha_train::collective::Collective;
-use aha_train::data::{check_token_ids, read_items, MissingAnswer, Needs};
+use aha_train::data::Needs;
 use aha_train::eval::evaluate_on;
 use anyhow::Context;
 
 use crate::args::{
-    check_output, eval_config, open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs,
-    TemplateArgs, VerifierArgs,
+    check_output, eval_config, open_output, problems_and_model, BatchArgs, DeviceArgs, FieldArgs,
+    SamplingArgs, TemplateArgs, VerifierArgs,
 };
 
 #[derive(clap::Args, Debug)]
@@ -53,18 +53,8 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
     }
     let cfg = eval_config(args.sampling, &args.template, &args.verifier, &args.batch);
     let needs = Needs::of(&cfg.reward());
-    let (items, _) = read_items(
-        &args.input,
-        &args.fields.fields(),
-        MissingAnswer::Error,
-        needs,
-    )?;
-    let device = args.device.device()?;
-    let model = aha_model::load::load_model(&args.model, &device, false)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
-    let model = args.device.prepare(model);
-    let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
-    check_token_ids(&args.input, &items, model.config().vocab_size)?;
+    let (items, model, tokenizer) =
+        problems_and_model(&args.input, &args.fields, needs, &args.model, &args.device)?;
     let Some((summary, results)) = evaluate_on(&model, &tokenizer, &items, &cfg, &*world)? else {
         return Ok(());
     };

@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use aha_model::load::load_model;
 use aha_model::tokenizer::Tokenizer;
 use aha_model::Model;
 use aha_train::data::rows::{read_rows as data_rows, Columns};
@@ -62,10 +61,7 @@ struct Row {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     check_output(args.output.as_deref())?;
-    let dev = args.device.device()?;
-    let model = load_model(&args.model, &dev, false)
-        .with_context(|| format!("loading the model from {}", args.model.display()))?;
-    let model = args.device.prepare(model);
+    let model = args.device.load_model(&args.model)?;
     let rows = read_rows(&args.input, &args.model, &model)?;
     let (_, mut out) = open_output(args.output.as_deref())?;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aha_train::collective::{gather_json, shard, Collective};
-use aha_train::data::{check_token_ids, read_items, MissingAnswer, Needs};
+use aha_train::data::Needs;
 use aha_train::rejection::{
     rejection_sample, rejection_sample_range, RejectionConfig, RejectionSummary, SftRecord,
 };
@@ -16,8 +16,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{
-    check_output, eval_config, open_output, BatchArgs, DeviceArgs, FieldArgs, SamplingArgs,
-    TemplateArgs, VerifierArgs,
+    check_output, eval_config, open_output, problems_and_model, BatchArgs, DeviceArgs, FieldArgs,
+    SamplingArgs, TemplateArgs, VerifierArgs,
 };
 
 #[derive(clap::Args, Debug)]
@@ -74,19 +74,9 @@ pub fn run(args: Args, world: Arc<dyn Collective>) -> anyhow::Result<()> {
         require_format: !args.ignore_format,
     };
     let needs = Needs::of(&cfg.sampling.reward());
-    let (items, _) = read_items(
-        &args.input,
-        &args.fields.fields(),
-        MissingAnswer::Error,
-        needs,
-    )?;
+    let (items, model, tokenizer) =
+        problems_and_model(&args.input, &args.fields, needs, &args.model, &args.device)?;
     let path = &args.output;
-    let device = args.device.device()?;
-    let model = aha_model::load::load_model(&args.model, &device, false)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
-    let model = args.device.prepare(model);
-    let tokenizer = aha_model::tokenizer::Tokenizer::from_dir(&args.model)?;
-    check_token_ids(&args.input, &items, model.config().vocab_size)?;
     if world.size() > 1 {
         let range = shard(items.len(), world.rank(), world.size());
         let mut kept: Vec<SftRecord> = Vec::new();

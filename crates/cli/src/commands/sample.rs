@@ -12,7 +12,6 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::args::{check_output, open_output, BatchArgs, DeviceArgs, SamplingArgs, TemplateArgs};
-use aha_model::load::load_model;
 use aha_model::tokenizer::Tokenizer;
 use aha_model::ModelConfig;
 use aha_train::data::rows::{read_rows, Columns};
@@ -79,14 +78,11 @@ struct Line<'a> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     check_output(args.output.as_deref())?;
-    let device = args.device.device()?;
     let tokenizer = Tokenizer::from_dir(&args.model)
         .with_context(|| format!("loading the tokenizer of {}", args.model.display()))?;
     let sa = &args.sampling;
     let mut params = sampling_params(sa)?;
-    let model = load_model(&args.model, &device, false)
-        .with_context(|| format!("loading the model in {}", args.model.display()))?;
-    let model = args.device.prepare(model);
+    let model = args.device.load_model(&args.model)?;
     if !args.ignore_eos {
         params.eos_token_ids = eos_token_ids(&tokenizer, model.config());
     }
