@@ -549,20 +549,23 @@ impl Model {
         sin: &Tensor,
         mask: &Tensor,
     ) -> Result<Tensor> {
-        let Some((w, b)) = packed(&[&layer.q, &layer.k, &layer.v])?
-            .filter(|_| layer.q_norm.is_none() && layer.k_norm.is_none())
-        else {
-            return self.layer_forward(layer, x, cos, sin, Mode::Train, |k, v| {
-                Ok((k.clone(), v.clone(), mask.clone()))
-            });
-        };
         let cfg = &self.cfg;
-        let (n, s, d) = x.dims3()?;
         let heads = ops::Heads {
             q: cfg.num_attention_heads,
             kv: cfg.num_key_value_heads,
             dim: cfg.head_dim,
         };
+        if let Some(weights) = fused_layer_weights(layer, x)? {
+            let eps = cfg.rms_norm_eps;
+            return ops::fused::decoder_layer(x, &weights, cos, sin, mask, heads, eps);
+        }
+        let no_qk_norm = layer.q_norm.is_none() && layer.k_norm.is_none();
+        let Some((w, b)) = packed(&[&layer.q, &layer.k, &layer.v])?.filter(|_| no_qk_norm) else {
+            return self.layer_forward(layer, x, cos, sin, Mode::Train, |k, v| {
+                Ok((k.clone(), v.clone(), mask.clone()))
+            });
+        };
+        let (n, s, d) = x.dims3()?;
         let xn = ops::rms_norm(x, &layer.input_norm, cfg.rms_norm_eps)?.reshape((n * s, d))?;
         let qkv = ops::linear(&xn, &w, b.as_ref())?.reshape((n, s, ()))?;
         let scale = 1.0 / (heads.dim as f64).sqrt();
@@ -629,6 +632,51 @@ fn norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
         Mode::Train => ops::rms_norm(x, w, eps),
         Mode::Infer => ops::decode_rms_norm(x, w, eps),
     }
+}
+
+/// A layer's weights for [`ops::fused::decoder_layer`], when its kernels apply: f32 on the CPU
+/// (and `AHA_OPS` not forcing the generic ops), no q/k norms, no MLP biases, q/k/v biases all or
+/// none.
+fn fused_layer_weights<'a>(layer: &'a Layer, x: &Tensor) -> Result<Option<ops::LayerWeights<'a>>> {
+    if ops::path_for(x.device(), x.dtype())? != ops::Path::Fused
+        || layer.q_norm.is_some()
+        || layer.k_norm.is_some()
+        || [&layer.gate, &layer.up, &layer.down]
+            .iter()
+            .any(|l| l.b.is_some())
+    {
+        return Ok(None);
+    }
+    let qkv_bias = match (&layer.q.b, &layer.k.b, &layer.v.b) {
+        (Some(q), Some(k), Some(v)) => Some([q, k, v]),
+        (None, None, None) => None,
+        _ => return Ok(None),
+    };
+    let weights = ops::LayerWeights {
+        input_norm: &layer.input_norm,
+        q: &layer.q.w,
+        k: &layer.k.w,
+        v: &layer.v.w,
+        qkv_bias,
+        o: &layer.o.w,
+        o_bias: layer.o.b.as_ref(),
+        post_norm: &layer.post_attn_norm,
+        gate: &layer.gate.w,
+        up: &layer.up.w,
+        down: &layer.down.w,
+    };
+    let all_f32 = [
+        weights.q,
+        weights.k,
+        weights.v,
+        weights.o,
+        weights.gate,
+        weights.up,
+        weights.down,
+    ]
+    .iter()
+    .all(|w| w.dtype() == DType::F32);
+    Ok(all_f32.then_some(weights))
 }
 
 /// The weights of linear layers that read the same input, stacked along their outputs so one

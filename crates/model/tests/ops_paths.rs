@@ -214,6 +214,84 @@ fn rope_attention_paths_agree() {
     }
 }
 
+/// A whole decoder layer as one node (hand-written backward) against the layer composed from the
+/// generic ops, with q/k/v biases, GQA, two query blocks and a padded row; gradients for the
+/// input and all twelve weights.
+#[test]
+fn decoder_layer_matches_the_composed_layer() {
+    use aha_model::ops::{Heads, LayerWeights};
+    let mut r = ChaCha8Rng::seed_from_u64(10);
+    let (n, s, d, h, kh, e, f) = (2, 70, 16, 4, 2, 4, 24);
+    let heads = Heads {
+        q: h,
+        kv: kh,
+        dim: e,
+    };
+    let angles = random(&mut r, &[n, s, e / 2], 3.0);
+    let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+    let mut m = vec![0f32; n * s * s];
+    for b in 0..n {
+        for i in 0..s {
+            for j in 0..s {
+                if j > i || (b == 1 && j < 3) {
+                    m[(b * s + i) * s + j] = -1e30;
+                }
+            }
+        }
+    }
+    let mask = Tensor::from_vec(m, (n, 1, 1, s, s), &Device::Cpu).unwrap();
+    let shapes: [&[usize]; 13] = [
+        &[n, s, d],
+        &[d],
+        &[h * e, d],
+        &[kh * e, d],
+        &[kh * e, d],
+        &[h * e],
+        &[kh * e],
+        &[kh * e],
+        &[d, h * e],
+        &[d],
+        &[f, d],
+        &[f, d],
+        &[d, f],
+    ];
+    let inputs: Vec<Tensor> = shapes.iter().map(|sh| random(&mut r, sh, 0.6)).collect();
+    let eps = 1e-6;
+    check(
+        "decoder_layer",
+        &inputs,
+        |x| {
+            let w = LayerWeights {
+                input_norm: &x[1],
+                q: &x[2],
+                k: &x[3],
+                v: &x[4],
+                qkv_bias: Some([&x[5], &x[6], &x[7]]),
+                o: &x[8],
+                o_bias: None,
+                post_norm: &x[9],
+                gate: &x[10],
+                up: &x[11],
+                down: &x[12],
+            };
+            fused::decoder_layer(&x[0], &w, &cos, &sin, &mask, heads, eps)
+        },
+        |x| {
+            let flat = |t: &Tensor| t.reshape((n * s, ())).unwrap();
+            let a = flat(&generic::rms_norm(&x[0], &x[1], eps)?);
+            let wqkv = Tensor::cat(&[&x[2], &x[3], &x[4]], 0)?;
+            let bqkv = Tensor::cat(&[&x[5], &x[6], &x[7]], 0)?;
+            let qkv = generic::linear(&a, &wqkv, Some(&bqkv))?.reshape((n, s, ()))?;
+            let o = generic::rope_attention(&qkv, &cos, &sin, &mask, heads, 1.0 / 2.0)?;
+            let hid = (&x[0] + generic::linear(&flat(&o), &x[8], None)?.reshape((n, s, d))?)?;
+            let c = flat(&generic::rms_norm(&hid, &x[9], eps)?);
+            let gu = generic::linear(&c, &Tensor::cat(&[&x[10], &x[11]], 0)?, None)?;
+            let u = generic::swiglu_packed(&gu)?;
+            hid + generic::linear(&u, &x[12], None)?.reshape((n, s, d))?
+        },
+    );
+}
+
 #[test]
 fn swiglu_packed_paths_agree() {
     let mut r = ChaCha8Rng::seed_from_u64(9);

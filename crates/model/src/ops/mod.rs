@@ -20,6 +20,7 @@ mod cpu;
 mod decode_attention;
 mod dense;
 pub mod generic;
+mod layer;
 mod linear;
 mod logprobs;
 mod rms_norm;
@@ -37,6 +38,7 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 pub mod fused {
     pub use super::attention::attention;
     pub use super::decode_attention::decode_attention;
+    pub use super::layer::decoder_layer;
     pub use super::linear::linear;
     pub use super::logprobs::{entropy, token_logprobs};
     pub use super::rms_norm::rms_norm;
@@ -46,6 +48,7 @@ pub mod fused {
     pub use super::swiglu::{swiglu, swiglu_packed};
 }
 
+pub use layer::LayerWeights;
 pub use rope_attention::Heads;
 
 /// Which implementation an op runs.

@@ -26,11 +26,52 @@ struct RmsNorm {
     eps: f32,
 }
 
-impl RmsNorm {
-    /// `1/sqrt(mean(x²) + eps)` of one row.
-    fn inv_rms(&self, x: &[f32]) -> f32 {
-        1.0 / (cpu::dot(x, x) / x.len() as f32 + self.eps).sqrt()
-    }
+/// `1/sqrt(mean(x²) + eps)` of one row.
+fn inv_rms(x: &[f32], eps: f32) -> f32 {
+    1.0 / (cpu::dot(x, x) / x.len() as f32 + eps).sqrt()
+}
+
+/// `y = x · r · w` for rows of x (_, D), w (D).
+pub(super) fn forward(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut y = vec![0f32; x.len()];
+    cpu::for_each_row(&mut y, d, |i, y| {
+        let x = &x[i * d..(i + 1) * d];
+        let r = inv_rms(x, eps);
+        for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+            *y = x * r * w;
+        }
+    });
+    y
+}
+
+/// `(dx, dw)` for the incoming gradient g, same shape as x (_, D).
+pub(super) fn backward(xs: &[f32], ws: &[f32], gs: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let d = ws.len();
+    let row = |i: usize| (&xs[i * d..(i + 1) * d], &gs[i * d..(i + 1) * d]);
+    let mut dx = vec![0f32; xs.len()];
+    cpu::for_each_row(&mut dx, d, |i, dx| {
+        let (x, g) = row(i);
+        let r = inv_rms(x, eps);
+        let mut gw_x = 0f32;
+        for ((dx, g), (w, x)) in dx.iter_mut().zip(g).zip(ws.iter().zip(x)) {
+            *dx = g * w;
+            gw_x += *dx * x;
+        }
+        let c = r * r * r * gw_x / d as f32;
+        for (dx, x) in dx.iter_mut().zip(x) {
+            *dx = r * *dx - c * x;
+        }
+    });
+    let rows = xs.len() / d.max(1);
+    let dw = cpu::sum_over_rows(rows, d, d, |i, acc| {
+        let (x, g) = row(i);
+        let r = inv_rms(x, eps);
+        for ((a, x), g) in acc.iter_mut().zip(x).zip(g) {
+            *a += g * x * r;
+        }
+    });
+    (dx, dw)
 }
 
 impl CustomOp2 for RmsNorm {
@@ -47,15 +88,7 @@ impl CustomOp2 for RmsNorm {
     ) -> Result<(CpuStorage, Shape)> {
         let x = cpu::f32_slice(s1, l1, self.name())?;
         let w = cpu::f32_slice(s2, l2, self.name())?;
-        let d = w.len();
-        let mut y = vec![0f32; x.len()];
-        cpu::for_each_row(&mut y, d, |i, y| {
-            let x = &x[i * d..(i + 1) * d];
-            let r = self.inv_rms(x);
-            for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-                *y = x * r * w;
-            }
-        });
+        let y = forward(x, w, self.eps);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -67,33 +100,10 @@ impl CustomOp2 for RmsNorm {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let name = self.name();
-        let d = w.elem_count();
         let (dx, dw) = cpu::with_f32(x, name, |xs| {
             cpu::with_f32(w, name, |ws| {
                 cpu::with_f32(g, name, |gs| {
-                    let row = |i: usize| (&xs[i * d..(i + 1) * d], &gs[i * d..(i + 1) * d]);
-                    let mut dx = vec![0f32; xs.len()];
-                    cpu::for_each_row(&mut dx, d, |i, dx| {
-                        let (x, g) = row(i);
-                        let r = self.inv_rms(x);
-                        let mut gw_x = 0f32;
-                        for ((dx, g), (w, x)) in dx.iter_mut().zip(g).zip(ws.iter().zip(x)) {
-                            *dx = g * w;
-                            gw_x += *dx * x;
-                        }
-                        let c = r * r * r * gw_x / d as f32;
-                        for (dx, x) in dx.iter_mut().zip(x) {
-                            *dx = r * *dx - c * x;
-                        }
-                    });
-                    let rows = xs.len() / d.max(1);
-                    let dw = cpu::sum_over_rows(rows, d, d, |i, acc| {
-                        let (x, g) = row(i);
-                        let r = self.inv_rms(x);
-                        for ((a, x), g) in acc.iter_mut().zip(x).zip(g) {
-                            *a += g * x * r;
-                        }
-                    });
+                    let (dx, dw) = backward(xs, ws, gs, self.eps);
                     Ok((dx, dw))
                 })
             })

@@ -55,14 +55,7 @@ pub fn rope_attention(
         cos: cos.contiguous()?,
         sin: sin.contiguous()?,
         mask: mask.contiguous()?,
-        dims: Dims {
-            n,
-            s,
-            h: heads.q,
-            kh: heads.kv,
-            e: heads.dim,
-            masks: mask.dims()[0],
-        },
+        dims: Dims::new(n, s, heads, mask.dims()[0]),
         scale: scale as f32,
         saved: OnceLock::new(),
     };
@@ -70,7 +63,7 @@ pub fn rope_attention(
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Dims {
+pub(super) struct Dims {
     n: usize,
     s: usize,
     h: usize,
@@ -81,6 +74,16 @@ struct Dims {
 }
 
 impl Dims {
+    pub(super) fn new(n: usize, s: usize, heads: Heads, masks: usize) -> Self {
+        Dims {
+            n,
+            s,
+            h: heads.q,
+            kh: heads.kv,
+            e: heads.dim,
+            masks,
+        }
+    }
     fn g(&self) -> usize {
         self.h / self.kh
     }
@@ -103,7 +106,7 @@ struct RopeAttention {
 }
 
 /// What the forward keeps for the backward, per group (sequence, key head).
-struct Saved {
+pub(super) struct Saved {
     /// Rotated queries (N, K, G·S, E).
     q: Vec<f32>,
     /// Rotated keys and the values (N, K, S, E).
@@ -123,25 +126,14 @@ impl CustomOp1 for RopeAttention {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu::f32_slice(storage, layout, self.name())?;
         let d = self.dims;
-        let (q, k, v) = cpu::with_f32(&self.cos, self.name(), |c| {
-            cpu::with_f32(&self.sin, self.name(), |sn| Ok(gather(x, c, sn, d)))
-        })?;
-        let extent = cpu::with_f32(&self.mask, self.name(), |m| Ok(extents(m, d)))?;
-        let (probs, out) = cpu::with_f32(&self.mask, self.name(), |m| {
-            Ok(attend(&q, &k, &v, m, &extent, d, self.scale))
-        })?;
-        let y = heads_to_tokens(&out, d.s, d.h, d.e);
-        if self
-            .saved
-            .set(Saved {
-                q,
-                k,
-                v,
-                probs,
-                extent,
+        let (y, saved) = cpu::with_f32(&self.cos, self.name(), |c| {
+            cpu::with_f32(&self.sin, self.name(), |sn| {
+                cpu::with_f32(&self.mask, self.name(), |m| {
+                    Ok(forward(x, c, sn, m, d, self.scale))
+                })
             })
-            .is_err()
-        {
+        })?;
+        if self.saved.set(saved).is_err() {
             bail!("{}: forward ran twice on one node", self.name());
         }
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.s, d.h * d.e))))
@@ -151,17 +143,51 @@ impl CustomOp1 for RopeAttention {
         let Some(saved) = self.saved.get() else {
             bail!("{}: backward before forward", self.name());
         };
-        let d = self.dims;
-        let (dq, dk, dv) = cpu::with_f32(grad, self.name(), |go| {
-            Ok(attend_backward(saved, go, d, self.scale))
-        })?;
-        let dx = cpu::with_f32(&self.cos, self.name(), |c| {
-            cpu::with_f32(&self.sin, self.name(), |sn| {
-                Ok(scatter(&dq, &dk, &dv, c, sn, d))
+        let dx = cpu::with_f32(grad, self.name(), |go| {
+            cpu::with_f32(&self.cos, self.name(), |c| {
+                cpu::with_f32(&self.sin, self.name(), |sn| {
+                    Ok(backward(saved, go, c, sn, self.dims, self.scale))
+                })
             })
         })?;
         Ok(Some(cpu::tensor_from(dx, arg.shape(), arg)?))
     }
+}
+
+/// The op on slices: packed x (N·S, C) → (N·S, H·E) and what the backward needs.
+pub(super) fn forward(
+    x: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    mask: &[f32],
+    d: Dims,
+    scale: f32,
+) -> (Vec<f32>, Saved) {
+    let (q, k, v) = gather(x, cos, sin, d);
+    let extent = extents(mask, d);
+    let (probs, out) = attend(&q, &k, &v, mask, &extent, d, scale);
+    let y = heads_to_tokens(&out, d.s, d.h, d.e);
+    let saved = Saved {
+        q,
+        k,
+        v,
+        probs,
+        extent,
+    };
+    (y, saved)
+}
+
+/// The gradient of the packed input (N·S, C) from the output's gradient `go` (N·S, H·E).
+pub(super) fn backward(
+    saved: &Saved,
+    go: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    d: Dims,
+    scale: f32,
+) -> Vec<f32> {
+    let (dq, dk, dv) = attend_backward(saved, go, d, scale);
+    scatter(&dq, &dk, &dv, cos, sin, d)
 }
 
 /// Rotate one head by `sign ·` its angles (HF rotate-half layout) from `src` into `dst`.

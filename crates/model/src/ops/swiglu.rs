@@ -34,6 +34,36 @@ struct SwiGlu;
 
 struct SwiGluPacked;
 
+/// `silu(gate) ⊙ up` for rows of gu (_, 2F) = [gate | up] → (_, F).
+pub(super) fn packed_forward(gu: &[f32], f: usize) -> Vec<f32> {
+    let mut y = vec![0f32; gu.len() / 2];
+    cpu::for_each_row(&mut y, f, |r, y| {
+        let (gate, up) = gu[r * 2 * f..(r + 1) * 2 * f].split_at(f);
+        for ((y, a), b) in y.iter_mut().zip(gate).zip(up) {
+            *y = a * sigmoid(*a) * b;
+        }
+    });
+    y
+}
+
+/// The gradient (_, 2F) of [`packed_forward`] for the incoming gradient g (_, F).
+pub(super) fn packed_backward(gu: &[f32], g: &[f32], f: usize) -> Vec<f32> {
+    let two_f = 2 * f;
+    let mut dgu = vec![0f32; gu.len()];
+    cpu::for_each_row(&mut dgu, two_f, |r, d| {
+        let (gate, up) = gu[r * two_f..(r + 1) * two_f].split_at(f);
+        let g = &g[r * f..(r + 1) * f];
+        let (dgate, dup) = d.split_at_mut(f);
+        for i in 0..f {
+            let (a, b) = (gate[i], up[i]);
+            let sg = sigmoid(a);
+            dgate[i] = g[i] * b * sg * (1.0 + a * (1.0 - sg));
+            dup[i] = g[i] * a * sg;
+        }
+    });
+    dgu
+}
+
 impl CustomOp1 for SwiGluPacked {
     fn name(&self) -> &'static str {
         "aha-swiglu-packed"
@@ -42,14 +72,7 @@ impl CustomOp1 for SwiGluPacked {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let gu = cpu::f32_slice(storage, layout, self.name())?;
         let (m, two_f) = layout.shape().dims2()?;
-        let f = two_f / 2;
-        let mut y = vec![0f32; m * f];
-        cpu::for_each_row(&mut y, f, |r, y| {
-            let (gate, up) = gu[r * two_f..(r + 1) * two_f].split_at(f);
-            for ((y, a), b) in y.iter_mut().zip(gate).zip(up) {
-                *y = a * sigmoid(*a) * b;
-            }
-        });
+        let (y, f) = (packed_forward(gu, two_f / 2), two_f / 2);
         Ok((CpuStorage::F32(y), Shape::from((m, f))))
     }
 
@@ -58,21 +81,7 @@ impl CustomOp1 for SwiGluPacked {
         let f = two_f / 2;
         let name = self.name();
         let dgu = cpu::with_f32(gu, name, |x| {
-            cpu::with_f32(g, name, |g| {
-                let mut dgu = vec![0f32; x.len()];
-                cpu::for_each_row(&mut dgu, two_f, |r, d| {
-                    let (gate, up) = x[r * two_f..(r + 1) * two_f].split_at(f);
-                    let g = &g[r * f..(r + 1) * f];
-                    let (dgate, dup) = d.split_at_mut(f);
-                    for i in 0..f {
-                        let (a, b) = (gate[i], up[i]);
-                        let sg = sigmoid(a);
-                        dgate[i] = g[i] * b * sg * (1.0 + a * (1.0 - sg));
-                        dup[i] = g[i] * a * sg;
-                    }
-                });
-                Ok(dgu)
-            })
+            cpu::with_f32(g, name, |g| Ok(packed_backward(x, g, f)))
         })?;
         Ok(Some(cpu::tensor_from(dgu, gu.shape(), gu)?))
     }
