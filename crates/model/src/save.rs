@@ -49,7 +49,12 @@ pub fn save_checkpoint(
 }
 
 /// Run `fill` on a fresh sibling temporary directory, fsync it, and rename it to `out_dir`.
-pub fn write_atomically(out_dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// `fill` may fail with the caller's own error type, which comes back as it is (its source
+/// chain kept).
+pub fn write_atomically<E: From<Error>>(
+    out_dir: &Path,
+    fill: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let name = out_dir
         .file_name()
         .ok_or_else(|| Error::Input(format!("{}: not a directory name", out_dir.display())))?
@@ -70,10 +75,12 @@ pub fn write_atomically(out_dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) 
     );
     let tmp = parent.join(format!(".{name}.tmp-{stamp}"));
     std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = fill(&tmp)
-        .and_then(|()| sync_dir_contents(&tmp))
-        .and_then(|()| replace_dir(&tmp, out_dir, &parent.join(format!(".{name}.old-{stamp}"))))
-        .and_then(|()| sync_path(&parent));
+    let result = fill(&tmp).and_then(|()| {
+        sync_dir_contents(&tmp)
+            .and_then(|()| replace_dir(&tmp, out_dir, &parent.join(format!(".{name}.old-{stamp}"))))
+            .and_then(|()| sync_path(&parent))
+            .map_err(E::from)
+    });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }

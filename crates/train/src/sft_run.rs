@@ -423,7 +423,6 @@ impl SftJob {
     /// Writes a checkpoint (weights, tokenizer, optimizer, state) into `dir`, atomically.
     fn save(&self, dir: &Path) -> Result<()> {
         aha_model::save::write_atomically(dir, |tmp| {
-            let wrap = |e: Error| aha_model::Error::Input(e.to_string());
             aha_model::save::save_checkpoint(
                 self.trainer.model(),
                 &self.tokenizer,
@@ -431,12 +430,9 @@ impl SftJob {
                 tmp,
                 StoredDtype::F32,
             )?;
-            self.trainer
-                .save_optimizer(&tmp.join(OPTIMIZER_FILE))
-                .map_err(wrap)?;
-            write_state(&tmp.join(STATE_FILE), &self.state).map_err(wrap)
-        })?;
-        Ok(())
+            self.trainer.save_optimizer(&tmp.join(OPTIMIZER_FILE))?;
+            write_state(&tmp.join(STATE_FILE), &self.state)
+        })
     }
 }
 

@@ -59,11 +59,7 @@ impl GrpoTrainer {
                 tmp,
                 StoredDtype::F32,
             )?;
-            let wrap = |e: Error| aha_model::Error::Input(e.to_string());
-            self.updater
-                .optimizer
-                .save(&tmp.join(OPTIMIZER_FILE))
-                .map_err(wrap)?;
+            self.updater.optimizer.save(&tmp.join(OPTIMIZER_FILE))?;
             if let Some(r) = &self.reference {
                 let path = tmp.join(REFERENCE_FILE);
                 let tensors: std::collections::HashMap<String, Tensor> =
@@ -77,9 +73,8 @@ impl GrpoTrainer {
                     source,
                 }
             })?;
-            std::fs::write(&path, text + "\n").map_err(|e| aha_model::Error::io(&path, e))
-        })?;
-        Ok(())
+            std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))
+        })
     }
 
     /// Restores weights, optimizer, reference, stream position and counters from `dir`.
