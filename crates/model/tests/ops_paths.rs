@@ -176,6 +176,22 @@ fn attention_paths_agree() {
     );
 }
 
+/// A causal mask (N, 1, 1, S, S) whose row 1 (when there is one) has its first three keys
+/// padded, so its first three queries see no key at all.
+fn causal_with_padding(n: usize, s: usize) -> Tensor {
+    let mut m = vec![0f32; n * s * s];
+    for b in 0..n {
+        for i in 0..s {
+            for j in 0..s {
+                if j > i || (b == 1 && j < 3) {
+                    m[(b * s + i) * s + j] = -1e30;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(m, (n, 1, 1, s, s), &Device::Cpu).unwrap()
+}
+
 /// The packed rope+attention kernel over two query blocks, causal, with a left-padded row (whose
 /// first query sees no key), and a second pass with one mask shared by the batch and no causal
 /// structure (nothing to skip).
@@ -192,17 +208,7 @@ fn rope_attention_paths_agree() {
     let qkv = random(&mut r, &[n, s, (h + 2 * kh) * e], 1.5);
     let angles = random(&mut r, &[n, s, e / 2], 3.0);
     let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
-    let mut m = vec![0f32; n * s * s];
-    for b in 0..n {
-        for i in 0..s {
-            for j in 0..s {
-                if j > i || (b == 1 && j < 3) {
-                    m[(b * s + i) * s + j] = -1e30;
-                }
-            }
-        }
-    }
-    let causal = Tensor::from_vec(m, (n, 1, 1, s, s), &Device::Cpu).unwrap();
+    let causal = causal_with_padding(n, s);
     let open = random(&mut r, &[1, 1, 1, s, s], 2.0);
     for (what, mask) in [("causal", &causal), ("shared", &open)] {
         check(
@@ -229,17 +235,7 @@ fn decoder_layer_matches_the_composed_layer() {
     };
     let angles = random(&mut r, &[n, s, e / 2], 3.0);
     let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
-    let mut m = vec![0f32; n * s * s];
-    for b in 0..n {
-        for i in 0..s {
-            for j in 0..s {
-                if j > i || (b == 1 && j < 3) {
-                    m[(b * s + i) * s + j] = -1e30;
-                }
-            }
-        }
-    }
-    let mask = Tensor::from_vec(m, (n, 1, 1, s, s), &Device::Cpu).unwrap();
+    let mask = causal_with_padding(n, s);
     let shapes: [&[usize]; 13] = [
         &[n, s, d],
         &[d],

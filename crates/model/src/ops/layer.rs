@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::dense::{self, View};
+use super::linear::column_sums;
 use super::rope_attention::{self, Dims, Heads};
 use super::{cpu, rms_norm, swiglu};
 
@@ -232,15 +233,6 @@ fn plus_rows(mut x: Vec<f32>, bias: &[f32]) -> Vec<f32> {
         row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
     }
     x
-}
-
-/// Σ over the rows of a row-major (_, n) matrix.
-fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
-    let mut acc = vec![0f32; n];
-    for row in g.chunks_exact(n) {
-        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-    }
-    acc
 }
 
 impl DecoderLayer {

@@ -99,7 +99,7 @@ impl Linear {
 }
 
 /// Σ over the rows of a row-major (_, n) matrix.
-fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
+pub(super) fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
     let mut acc = vec![0f32; n];
     for row in g.chunks_exact(n) {
         acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
