@@ -85,7 +85,8 @@ pub fn weight_shapes(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
 enum Origin<'a> {
     /// Nowhere: record names and shapes and hand out empty tensors ([`weight_shapes`]).
     Listing(&'a mut Vec<(String, Vec<usize>)>),
-    /// A checkpoint's tensors, checked for shape, in f32, wrapped in [`Var`]s when `trainable`.
+    /// A checkpoint's tensors, checked for shape: f32 [`Var`]s when `trainable`, else as
+    /// [`inference_weight`] keeps them.
     Checkpoint {
         tensors: &'a BTreeMap<String, Tensor>,
         trainable: bool,
@@ -142,11 +143,10 @@ impl Origin<'_> {
                         t.dims()
                     )));
                 }
-                let t = t.to_dtype(DType::F32)?;
                 if !*trainable {
-                    return Ok(t.detach());
+                    return Ok(inference_weight(t)?.detach());
                 }
-                let var = Var::from_tensor(&t)?;
+                let var = Var::from_tensor(&t.to_dtype(DType::F32)?)?;
                 let t = var.as_tensor().clone();
                 vars.insert(name.to_string(), var);
                 Ok(t)
@@ -155,11 +155,25 @@ impl Origin<'_> {
                 let t = weights
                     .get(name)
                     .ok_or_else(|| tensor_err("missing".into()))?;
-                // A failed cast (out of device memory) keeps the f32 weights, which cast again
-                // at use.
+                // A bf16 matrix stays bf16 under f32 compute: the f32 kernels widen it as they
+                // read it. A failed cast (out of device memory) keeps the weights as they are,
+                // which cast again at use.
+                if t.dtype() == DType::BF16 && *dtype == DType::F32 {
+                    return Ok(t.detach());
+                }
                 Ok(t.detach().to_dtype(*dtype).unwrap_or_else(|_| t.detach()))
             }
         }
+    }
+}
+
+/// A weight for an inference-only model: a bf16 matrix or embedding stays bf16 (the CPU kernels
+/// of [`crate::matmul`] widen it exactly as they read it, and elsewhere it is cast at use);
+/// vectors (norms, biases) and other dtypes become f32.
+fn inference_weight(t: &Tensor) -> Result<Tensor> {
+    match (t.dtype(), t.rank()) {
+        (DType::BF16, 2) => Ok(t.clone()),
+        _ => t.to_dtype(DType::F32),
     }
 }
 
@@ -257,8 +271,9 @@ impl Weights {
 }
 
 impl Model {
-    /// Build the model from f32 tensors named as in HF checkpoints. Every expected tensor must be
-    /// present with the right shape; `trainable` wraps each in a [`Var`] for the optimizer.
+    /// Build the model from f32 or bf16 tensors named as in HF checkpoints. Every expected tensor
+    /// must be present with the right shape; `trainable` wraps each in an f32 [`Var`] for the
+    /// optimizer, otherwise bf16 matrices stay bf16 (see [`inference_weight`]).
     /// Errors name the missing or misshapen tensor (the caller adds the file).
     pub fn from_tensors(
         cfg: &ModelConfig,

@@ -1,8 +1,9 @@
 //! Read a Hugging Face checkpoint directory: `config.json`, the weights (`model.safetensors`, or
 //! shards listed by `model.safetensors.index.json`) and `generation_config.json`.
 //!
-//! Weights stored as f32, bf16 or f16 are converted to f32 (aha computes in f32). Every error
-//! names the file and, where there is one, the tensor or field. The tokenizer is read separately
+//! Weights stored as f32 or bf16 are kept as stored, f16 is widened to f32; the decoder decides
+//! what each model keeps (see [`Checkpoint::into_model`]). Every error names the file and, where
+//! there is one, the tensor or field. The tokenizer is read separately
 //! by [`crate::tokenizer::Tokenizer::from_dir`].
 
 use std::collections::BTreeMap;
@@ -65,7 +66,8 @@ struct WeightsIndex {
 pub struct Checkpoint {
     pub dir: PathBuf,
     pub config: ModelConfig,
-    /// Every weight by HF name, converted to f32. Rotary `inv_freq` buffers are dropped.
+    /// Every weight by HF name, f32 or bf16 as stored (f16 widened to f32). Rotary `inv_freq`
+    /// buffers are dropped.
     pub tensors: BTreeMap<String, Tensor>,
     /// The file each tensor came from, for error messages.
     pub tensor_files: BTreeMap<String, PathBuf>,
@@ -76,6 +78,11 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Build the decoder, checking that the weights are exactly the architecture's: a missing,
     /// misshapen or unexpected tensor is an error naming its file.
+    ///
+    /// A `trainable` model holds f32 weights (the optimizer's masters). An inference-only one
+    /// keeps a bf16 checkpoint's matrices and embedding in bf16 (the kernels widen them exactly
+    /// as they read them: the same numbers for half the memory) and the small vectors (norms,
+    /// biases) in f32.
     pub fn into_model(self, trainable: bool) -> Result<Model> {
         let expected: BTreeMap<String, Vec<usize>> =
             weight_shapes(&self.config).into_iter().collect();
@@ -236,36 +243,92 @@ fn weight_files(dir: &Path) -> Result<Vec<WeightFile>> {
         .collect()
 }
 
-/// Every tensor of one safetensors file, converted to f32 on `device`.
+/// One tensor's entry in a safetensors header.
+#[derive(Deserialize)]
+struct TensorEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (usize, usize),
+}
+
+/// Every tensor of one safetensors file on `device`: f32 and bf16 as stored, f16 widened to f32.
+///
+/// Tensors are read one at a time from the file (never the whole file into memory at once), so
+/// loading peaks at the model's size plus its largest tensor.
 fn read_safetensors(path: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
-    use safetensors::Dtype;
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Tensor {
+    use std::io::{Read, Seek, SeekFrom};
+    let bad = |tensor: &str, message: String| Error::Tensor {
         path: path.into(),
-        tensor: "<header>".into(),
-        message: format!("not a valid safetensors file: {e}"),
-    })?;
+        tensor: tensor.into(),
+        message,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|e| bad("<header>", format!("not a valid safetensors file: {e}")))?;
+    let header_len = u64::from_le_bytes(len);
+    if header_len > 100 << 20 || 8 + header_len > file_len {
+        return Err(bad(
+            "<header>",
+            format!("not a valid safetensors file: header length {header_len} in a file of {file_len} bytes"),
+        ));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| bad("<header>", format!("not a valid safetensors file: {e}")))?;
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
+        .map_err(|e| bad("<header>", format!("not a valid safetensors file: {e}")))?;
+    let data_start = 8 + header_len;
+    let mut by_offset = Vec::new();
+    for (name, value) in entries {
+        if name == "__metadata__" {
+            continue;
+        }
+        let entry: TensorEntry = serde_json::from_value(value)
+            .map_err(|e| bad(&name, format!("bad header entry: {e}")))?;
+        by_offset.push((name, entry));
+    }
+    by_offset.sort_by_key(|(_, e)| e.data_offsets.0);
     let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        let dtype = match view.dtype() {
-            Dtype::F32 => DType::F32,
-            Dtype::BF16 => DType::BF16,
-            Dtype::F16 => DType::F16,
+    for (name, entry) in by_offset {
+        let (dtype, size) = match entry.dtype.as_str() {
+            "F32" => (DType::F32, 4),
+            "BF16" => (DType::BF16, 2),
+            "F16" => (DType::F16, 2),
             other => {
-                return Err(Error::Tensor {
-                    path: path.into(),
-                    tensor: name,
-                    message: format!("dtype {other:?} is not supported (f32, bf16, f16 are)"),
-                })
+                return Err(bad(
+                    &name,
+                    format!("dtype {other} is not supported (F32, BF16, F16 are)"),
+                ))
             }
         };
-        let t = Tensor::from_raw_buffer(view.data(), dtype, view.shape(), device)
-            .and_then(|t| t.to_dtype(DType::F32))
-            .map_err(|e| Error::Tensor {
-                path: path.into(),
-                tensor: name.clone(),
-                message: e.to_string(),
-            })?;
+        let (begin, end) = entry.data_offsets;
+        let elems = entry
+            .shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d));
+        let fits = data_start + end as u64 <= file_len;
+        if begin > end || elems.and_then(|n| n.checked_mul(size)) != Some(end - begin) || !fits {
+            return Err(bad(
+                &name,
+                format!(
+                    "not a valid safetensors file: data offsets {begin}..{end} do not hold a \
+                     {:?} {} tensor inside the file's {file_len} bytes (truncated?)",
+                    entry.shape, entry.dtype
+                ),
+            ));
+        }
+        let mut bytes = vec![0u8; end - begin];
+        file.seek(SeekFrom::Start(data_start + begin as u64))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| Error::io(path, e))?;
+        let t = Tensor::from_raw_buffer(&bytes, dtype, &entry.shape, device)
+            .and_then(|t| match dtype {
+                DType::F16 => t.to_dtype(DType::F32),
+                _ => Ok(t),
+            })
+            .map_err(|e| bad(&name, e.to_string()))?;
         out.insert(name, t);
     }
     Ok(out)

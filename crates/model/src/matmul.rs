@@ -1,15 +1,28 @@
-//! `y = x Wᵀ + b` for the few rows of a decoding step, without packing the weights.
+//! `y = x Wᵀ + b` without autodiff, for inference: decoding's few rows, and any number of rows
+//! when the weights are stored in bf16.
 //!
 //! A general GEMM (candle's `gemm` crate) packs the weight matrix into panels on every call. With
 //! only N ≤ [`MAX_ROWS`] rows of activations that copy is as expensive as the multiply itself,
 //! and in a decode step every linear layer pays it. W (out, in) is row-major, so each output is a
-//! dot product of two contiguous rows: this kernel streams W once, computing 4 activation rows
-//! against 3 weight rows at a time in AVX2/FMA registers (a portable loop elsewhere). Outputs are
-//! split across threads by weight rows; each output's summation order is fixed, so results do
-//! not depend on the thread count.
+//! dot product of two contiguous rows: the row kernel streams W once, computing a tile of
+//! activation rows against a few weight rows in registers (AVX-512 or AVX2/FMA, chosen at run
+//! time, a portable loop elsewhere; see [`Isa`]). Outputs are split across threads by weight
+//! rows; each output's summation order is fixed, so results do not depend on the thread count.
 //!
-//! Inference only: the result carries no autodiff graph. Larger batches and non-f32 / non-CPU
+//! Weights may be f32 or bf16 ([`crate::decoder`] keeps an inference-only bf16 checkpoint's
+//! matrices in bf16: half the memory and half the bytes a decode step streams). A bf16 value
+//! widens to f32 exactly (its bits shifted up 16), so the kernels widen in registers and then
+//! run the very instructions of the f32 path: a bf16 weight gives bit for bit the result of its
+//! f32 widening. Above [`MAX_ROWS`] rows the weights go to the `gemm` crate in blocks of rows,
+//! widened block by block into a reusable f32 scratch; f32 weights take the same blocks, so the
+//! two agree exactly there too.
+//!
+//! Inference only: the result carries no autodiff graph. Non-f32 activations and non-CPU
 //! tensors go to candle's matmul.
+
+mod avx2;
+mod avx512;
+mod portable;
 
 use candle_core::{DType, Device, Result, Storage, Tensor};
 use rayon::prelude::*;
@@ -20,23 +33,93 @@ pub const MAX_ROWS: usize = 48;
 /// Work (multiply-adds) below which splitting across threads costs more than it saves.
 const PAR_MIN_WORK: usize = 1 << 17;
 
-/// `x (M, in) · wᵀ (out, in) + b (out)` → (M, out). Uses the row kernel for M ≤ [`MAX_ROWS`]
-/// f32 rows on the CPU, candle's matmul otherwise.
+/// Weight elements (about 2 MB of f32) per block handed to the GEMM above [`MAX_ROWS`] rows.
+const GEMM_BLOCK_ELEMS: usize = 1 << 19;
+
+/// The instruction set the row kernel runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// 16 f32 lanes, 8 × 3 tiles (needs AVX-512F).
+    Avx512,
+    /// 8 f32 lanes with FMA, 4 × 3 tiles (needs AVX2 and FMA).
+    Avx2,
+    /// Plain Rust, 8 independent sums per dot product.
+    Portable,
+}
+
+impl Isa {
+    /// The best this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    /// Whether this CPU can run `self`.
+    pub fn available(self) -> bool {
+        matches!(
+            (self, Isa::detect()),
+            (Isa::Portable, _) | (Isa::Avx2, Isa::Avx2 | Isa::Avx512) | (Isa::Avx512, Isa::Avx512)
+        )
+    }
+}
+
+/// A weight matrix (N, K) as stored, borrowed from its tensor.
+#[derive(Clone, Copy)]
+pub(crate) enum WeightRows<'a> {
+    F32(&'a [f32]),
+    /// bf16 bit patterns.
+    Bf16(&'a [u16]),
+}
+
+impl WeightRows<'_> {
+    /// Row `j` widened into `out` (exact).
+    fn widen_row(&self, j: usize, out: &mut [f32]) {
+        let k = out.len();
+        match self {
+            WeightRows::F32(w) => out.copy_from_slice(&w[j * k..(j + 1) * k]),
+            WeightRows::Bf16(w) => {
+                for (o, b) in out.iter_mut().zip(&w[j * k..(j + 1) * k]) {
+                    *o = widen(*b);
+                }
+            }
+        }
+    }
+}
+
+/// A bf16 bit pattern as the f32 it denotes (exact: bf16 is f32's upper half).
+#[inline(always)]
+pub(crate) fn widen(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}
+
+/// `x (M, in) · wᵀ (out, in) + b (out)` → (M, out). f32 activations on the CPU take the row
+/// kernel up to [`MAX_ROWS`] rows and the blocked GEMM above, with f32 or bf16 weights alike;
+/// anything else goes to candle's matmul (the weight cast to x's dtype).
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let (m, k) = x.dims2()?;
     let (n, k2) = w.dims2()?;
     if k != k2 {
         candle_core::bail!("linear: x has {k} features, weight expects {k2}");
     }
-    let fast = m <= MAX_ROWS
-        && matches!(x.device(), Device::Cpu)
+    let ours = matches!(x.device(), Device::Cpu)
         && x.dtype() == DType::F32
-        && w.dtype() == DType::F32
+        && matches!(w.dtype(), DType::F32 | DType::BF16)
         && w.is_contiguous();
-    if !fast {
-        let y = x.matmul(&w.t()?)?;
+    if !ours {
+        let y = x.matmul(&w.to_dtype(x.dtype())?.t()?)?;
         return match b {
-            Some(b) => y.broadcast_add(b),
+            Some(b) => y.broadcast_add(&b.to_dtype(x.dtype())?),
             None => Ok(y),
         };
     }
@@ -47,7 +130,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     };
     let mut y = vec![0f32; m * n];
     with_f32(&x, |xs| {
-        with_f32(w, |ws| rows_times_weights(xs, ws, &mut y, m, n, k))
+        with_weights(w, |ws| multiply(Isa::detect(), xs, ws, &mut y, m, n, k))
     })??;
     if let Some(bias) = bias {
         for row in y.chunks_exact_mut(n) {
@@ -57,6 +140,24 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         }
     }
     Tensor::from_vec(y, (m, n), x.device())
+}
+
+/// y (M, N) = x (M, K) · w (N, K)ᵀ: the row kernel with `isa` up to [`MAX_ROWS`] rows, the
+/// blocked GEMM above.
+pub(crate) fn multiply(
+    isa: Isa,
+    x: &[f32],
+    w: WeightRows,
+    y: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    if m <= MAX_ROWS {
+        rows_times_weights(isa, x, w, y, m, n, k)
+    } else {
+        gemm_blocks(x, w, y, m, n, k)
+    }
 }
 
 /// Run `f` on the contiguous f32 data of a CPU tensor.
@@ -71,18 +172,52 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     Ok(f(&cpu.as_slice::<f32>()?[start..end]))
 }
 
+/// Run `f` on the contiguous f32 or bf16 data of a CPU weight tensor.
+fn with_weights<R>(t: &Tensor, f: impl FnOnce(WeightRows) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("linear: expected a CPU weight");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("linear: expected a contiguous weight");
+    };
+    Ok(match t.dtype() {
+        DType::BF16 => {
+            let s = &cpu.as_slice::<half::bf16>()?[start..end];
+            // SAFETY: half::bf16 is a transparent u16 (same size and alignment).
+            let bits = unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u16>(), s.len()) };
+            f(WeightRows::Bf16(bits))
+        }
+        _ => f(WeightRows::F32(&cpu.as_slice::<f32>()?[start..end])),
+    })
+}
+
 /// A pointer to the output that threads write disjoint columns of.
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(crate) struct Out(pub(crate) *mut f32);
 // SAFETY: every task writes a disjoint set of columns of y (see `rows_times_weights`).
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
-/// y (M, N) = x (M, K) · w (N, K)ᵀ.
-fn rows_times_weights(x: &[f32], w: &[f32], y: &mut [f32], m: usize, n: usize, k: usize) {
+/// y (M, N) = x (M, K) · w (N, K)ᵀ with the row kernel.
+fn rows_times_weights(
+    isa: Isa,
+    x: &[f32],
+    w: WeightRows,
+    y: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    assert!(x.len() == m * k && y.len() == m * n, "linear: buffer sizes");
+    match w {
+        WeightRows::F32(w) => assert_eq!(w.len(), n * k, "linear: weight size"),
+        WeightRows::Bf16(w) => assert_eq!(w.len(), n * k, "linear: weight size"),
+    }
+    let isa = if isa.available() { isa } else { Isa::Portable };
     let out = Out(y.as_mut_ptr());
     let threads = rayon::current_num_threads().max(1);
-    // Blocks of weight rows, a multiple of the kernel's 3, about 4 per thread.
+    // Blocks of weight rows, a multiple of the kernels' 3, about 4 per thread.
     let block = if m * n * k < PAR_MIN_WORK || threads == 1 {
         n
     } else {
@@ -91,8 +226,9 @@ fn rows_times_weights(x: &[f32], w: &[f32], y: &mut [f32], m: usize, n: usize, k
     .max(3);
     let run = |j0: usize| {
         let j1 = (j0 + block).min(n);
-        // SAFETY: columns j0..j1 of every row belong to this block alone; y has M·N elements.
-        unsafe { kernel(x, w, out, m, n, k, j0, j1) }
+        // SAFETY: columns j0..j1 of every row belong to this block alone; y has M·N elements,
+        // x M·K and w N·K (asserted above); `isa` is available on this CPU.
+        unsafe { kernel(isa, x, w, out, m, n, k, j0, j1) }
     };
     if block >= n {
         run(0);
@@ -108,11 +244,13 @@ fn rows_times_weights(x: &[f32], w: &[f32], y: &mut [f32], m: usize, n: usize, k
 /// Columns j0..j1 of y.
 ///
 /// # Safety
-/// `out` points to an (M, N) buffer that no other thread writes columns j0..j1 of.
+/// `out` points to an (M, N) buffer that no other thread writes columns j0..j1 of; x holds M·K
+/// and w N·K elements; this CPU supports `isa`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
+    isa: Isa,
     x: &[f32],
-    w: &[f32],
+    w: WeightRows,
     out: Out,
     m: usize,
     n: usize,
@@ -120,240 +258,115 @@ unsafe fn kernel(
     j0: usize,
     j1: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return avx2::block(x, w, out.0, m, n, k, j0, j1);
-        }
-    }
-    for i in 0..m {
-        for j in j0..j1 {
-            *out.0.add(i * n + j) = dot(&x[i * k..(i + 1) * k], &w[j * k..(j + 1) * k]);
-        }
+    let (wp, bf16) = match w {
+        WeightRows::F32(w) => (w.as_ptr().cast::<u8>(), false),
+        WeightRows::Bf16(w) => (w.as_ptr().cast::<u8>(), true),
+    };
+    let dims = Dims { m, n, k, j0, j1 };
+    match (isa, bf16) {
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, false) => avx512::block::<false>(x.as_ptr(), wp, out.0, dims),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, true) => avx512::block::<true>(x.as_ptr(), wp, out.0, dims),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, false) => avx2::block::<false>(x.as_ptr(), wp, out.0, dims),
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, true) => avx2::block::<true>(x.as_ptr(), wp, out.0, dims),
+        (_, false) => portable::block::<false>(x.as_ptr(), wp, out.0, dims),
+        (_, true) => portable::block::<true>(x.as_ptr(), wp, out.0, dims),
     }
 }
 
-/// Portable dot product with 8 independent sums (vectorisable, fixed order).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, at) = a.split_at(a.len() / 8 * 8);
-    let (bc, bt) = b.split_at(ac.len());
-    for (x, y) in ac.chunks_exact(8).zip(bc.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in at.iter().zip(bt) {
-        s += x * y;
-    }
-    s
+/// The problem a kernel block solves: columns j0..j1 of y (M, N) = x (M, K) · w (N, K)ᵀ.
+#[derive(Clone, Copy)]
+pub(crate) struct Dims {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub j0: usize,
+    pub j1: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    /// Sum of the 8 lanes, in the same pairing order as the portable `dot`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi); // (0+4, 1+5, 2+6, 3+7)
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s)); // (0+4)+(2+6), (1+5)+(3+7)
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
+/// Weight element `q` of the row at `p`: f32, or bf16 widened.
+///
+/// # Safety
+/// `p` points to a row of at least q + 1 elements of the stated type.
+#[inline(always)]
+pub(crate) unsafe fn weight_at<const BF16: bool>(p: *const u8, q: usize) -> f32 {
+    if BF16 {
+        widen(*p.cast::<u16>().add(q))
+    } else {
+        *p.cast::<f32>().add(q)
     }
+}
 
-    /// Dot products of `R` rows of x with `C` rows of w over the first `k8` (a multiple of 8)
-    /// elements, plus the scalar tail.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile<const R: usize, const C: usize>(
-        xp: [*const f32; R],
-        wp: [*const f32; C],
-        k: usize,
-    ) -> [[f32; C]; R] {
-        let k8 = k / 8 * 8;
-        let mut acc = [[_mm256_setzero_ps(); C]; R];
-        let mut p = 0;
-        while p < k8 {
-            let mut wv = [_mm256_setzero_ps(); C];
-            for c in 0..C {
-                wv[c] = _mm256_loadu_ps(wp[c].add(p));
-            }
-            for r in 0..R {
-                let xv = _mm256_loadu_ps(xp[r].add(p));
-                for c in 0..C {
-                    acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
-                }
-            }
-            p += 8;
-        }
-        let mut res = [[0f32; C]; R];
-        for r in 0..R {
-            for c in 0..C {
-                let mut s = hsum(acc[r][c]);
-                for q in k8..k {
-                    s += *xp[r].add(q) * *wp[c].add(q);
-                }
-                res[r][c] = s;
-            }
-        }
-        res
-    }
+/// The start of weight row `j` (K elements per row).
+#[inline(always)]
+pub(crate) fn weight_row<const BF16: bool>(w: *const u8, j: usize, k: usize) -> *const u8 {
+    let size = if BF16 { 2 } else { 4 };
+    w.wrapping_add(j * k * size)
+}
 
-    /// Columns j0..j1 of y (M, N) = x (M, K) · w (N, K)ᵀ.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn block(
-        x: &[f32],
-        w: &[f32],
-        y: *mut f32,
-        m: usize,
-        n: usize,
-        k: usize,
-        j0: usize,
-        j1: usize,
-    ) {
-        let xr = |i: usize| x.as_ptr().add(i * k);
-        let wr = |j: usize| w.as_ptr().add(j * k);
-        let mut j = j0;
-        while j < j1 {
-            let c = (j1 - j).min(3);
-            let mut i = 0;
-            while i < m {
-                let r = (m - i).min(4);
-                macro_rules! run {
-                    ($r:literal, $c:literal) => {{
-                        let xp: [*const f32; $r] = std::array::from_fn(|q| xr(i + q));
-                        let wp: [*const f32; $c] = std::array::from_fn(|q| wr(j + q));
-                        let t = tile::<$r, $c>(xp, wp, k);
-                        for q in 0..$r {
-                            for s in 0..$c {
-                                *y.add((i + q) * n + j + s) = t[q][s];
-                            }
+/// y (M, N) = x (M, K) · w (N, K)ᵀ for many rows: the `gemm` crate over blocks of weight rows,
+/// each widened into a reused f32 scratch when bf16. Every weight dtype takes the same blocks,
+/// so the GEMM sums in the same order for both.
+fn gemm_blocks(x: &[f32], w: WeightRows, y: &mut [f32], m: usize, n: usize, k: usize) {
+    let rows = (GEMM_BLOCK_ELEMS / k.max(1)).clamp(16, n.max(16)) / 16 * 16;
+    let threads = rayon::current_num_threads();
+    let mut scratch = match w {
+        WeightRows::F32(_) => Vec::new(),
+        WeightRows::Bf16(_) => vec![0f32; rows.min(n) * k],
+    };
+    for j0 in (0..n).step_by(rows) {
+        let nb = rows.min(n - j0);
+        let block: &[f32] = match w {
+            WeightRows::F32(w) => &w[j0 * k..(j0 + nb) * k],
+            WeightRows::Bf16(_) => {
+                let s = &mut scratch[..nb * k];
+                s.par_chunks_mut(k.max(1) * 16)
+                    .enumerate()
+                    .for_each(|(c, chunk)| {
+                        for (r, row) in chunk.chunks_exact_mut(k.max(1)).enumerate() {
+                            w.widen_row(j0 + c * 16 + r, row);
                         }
-                    }};
-                }
-                match (r, c) {
-                    (4, 3) => run!(4, 3),
-                    (4, 2) => run!(4, 2),
-                    (4, 1) => run!(4, 1),
-                    (_, 3) => run!(1, 3),
-                    (_, 2) => run!(1, 2),
-                    _ => run!(1, 1),
-                }
-                i += if r == 4 { 4 } else { 1 };
+                    });
+                s
             }
-            j += c;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0
-            })
-            .collect()
-    }
-
-    #[test]
-    fn matches_candle_matmul_on_awkward_shapes() {
-        for (m, n, k) in [
-            (1, 1, 1),
-            (16, 688, 256),
-            (5, 7, 13),
-            (48, 130, 37),
-            (3, 1024, 64),
-            (49, 10, 8),
-        ] {
-            let x = Tensor::from_vec(data(m * k, 1), (m, k), &Device::Cpu).unwrap();
-            let w = Tensor::from_vec(data(n * k, 2), (n, k), &Device::Cpu).unwrap();
-            let b = Tensor::from_vec(data(n, 3), n, &Device::Cpu).unwrap();
-            let want = x
-                .matmul(&w.t().unwrap())
-                .unwrap()
-                .broadcast_add(&b)
-                .unwrap();
-            let got = linear(&x, &w, Some(&b)).unwrap();
-            let diff = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap();
-            let diff = diff.to_scalar::<f32>().unwrap();
-            assert!(
-                diff < 1e-4 * (k as f32).sqrt(),
-                "({m}, {n}, {k}): max |Δ| {diff}"
+        };
+        let parallelism = if threads > 1 && m * nb * k > 1 << 16 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: x is (m, k) row-major; `block` is (nb, k) row-major, read as the (k, nb)
+        // matrix Bᵀ with row stride 1 and column stride k; the destination is columns
+        // j0..j0+nb of y (m, n) row-major (column stride 1, row stride n), inside y's m·n
+        // elements; y does not alias x or the block.
+        unsafe {
+            gemm::gemm(
+                m,
+                nb,
+                k,
+                y.as_mut_ptr().add(j0),
+                1,
+                n as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                block.as_ptr(),
+                k as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
             );
         }
     }
-
-    #[test]
-    fn same_result_for_any_thread_count() {
-        let (m, n, k) = (16, 700, 256);
-        let x = Tensor::from_vec(data(m * k, 4), (m, k), &Device::Cpu).unwrap();
-        let w = Tensor::from_vec(data(n * k, 5), (n, k), &Device::Cpu).unwrap();
-        let run = |t: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap();
-            pool.install(|| linear(&x, &w, None).unwrap().to_vec2::<f32>().unwrap())
-        };
-        assert_eq!(run(1), run(3));
-    }
 }
 
 #[cfg(test)]
-mod timing {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn time_it() {
-        for (m, n, k) in [
-            (16, 688, 256),
-            (16, 256, 688),
-            (16, 1024, 256),
-            (16, 256, 256),
-            (128, 688, 256),
-            (48, 688, 256),
-        ] {
-            let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
-            let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
-            let reps = 2000;
-            for (name, fast) in [("candle", false), ("rows", true)] {
-                let f = || {
-                    if fast {
-                        linear(&x, &w, None).unwrap()
-                    } else {
-                        x.matmul(&w.t().unwrap()).unwrap()
-                    }
-                };
-                for _ in 0..50 {
-                    f();
-                }
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    f();
-                }
-                let dt = t.elapsed().as_secs_f64() / reps as f64;
-                println!(
-                    "{m}x{k} . {n}x{k}^T {name}: {:.1} us, {:.1} GFLOP/s",
-                    dt * 1e6,
-                    2.0 * (m * n * k) as f64 / dt / 1e9
-                );
-            }
-        }
-    }
-}
+mod tests;

@@ -28,7 +28,8 @@ pub enum Bench {
     TrainSmall,
     /// Training step, d_model 1024, 4 layers, 16/4 heads, SwiGLU 2816, vocab 1024, batch 4×256.
     TrainLarge,
-    /// Rollouts, reference shape: 16 prompts × 32 tokens, 128 new tokens each.
+    /// Rollouts, reference shape: 16 prompts × 32 tokens, 128 new tokens each
+    /// (--generate-new-tokens).
     Generate,
     /// Rollouts, reference shape: 8 prompts × 256 tokens, G = 16, 64 new: prefill once, fork.
     GroupShared,
@@ -61,6 +62,9 @@ pub struct Args {
     /// Print one JSON object per row on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// generate: new tokens per completion (the 0.5B comparison in bench/ uses 64).
+    #[arg(long, default_value_t = 128, value_parser = crate::args::positive)]
+    pub generate_new_tokens: usize,
     /// grpo-step: prompts per step.
     #[arg(long, default_value_t = 8)]
     pub grpo_prompts: usize,
@@ -70,6 +74,10 @@ pub struct Args {
     /// grpo-step: new tokens per completion (EOS ignored, so every completion has this many).
     #[arg(long, default_value_t = 128)]
     pub grpo_new_tokens: usize,
+    /// grpo-step: sequences per forward/backward pass (activation memory grows with it); default
+    /// all of the step's, at most 16.
+    #[arg(long, value_parser = crate::args::positive)]
+    pub grpo_micro_batch: Option<usize>,
 }
 
 /// One line of the table.
@@ -121,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     prompts: args.grpo_prompts,
                     group: args.grpo_group,
                     new_tokens: args.grpo_new_tokens,
+                    micro_batch: args.grpo_micro_batch,
                 };
                 measured(|| {
                     grpo_step::grpo_row(args.model.as_deref(), shape, args.seed, on, timing)
@@ -130,7 +139,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let shape = match shape {
                     Bench::GroupShared => generation::GenShape::group(false),
                     Bench::GroupUnshared => generation::GenShape::group(true),
-                    _ => generation::GenShape::decode(),
+                    _ => generation::GenShape {
+                        new_tokens: args.generate_new_tokens,
+                        ..generation::GenShape::decode()
+                    },
                 };
                 if gen_model.is_none() {
                     gen_model = Some(generation::bench_model(

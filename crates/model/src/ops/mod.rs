@@ -276,8 +276,12 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
         );
     }
     let all_f32 = weight.dtype() == DType::F32 && bias.is_none_or(|b| b.dtype() == DType::F32);
+    // An inference-only model's bf16 weights (no gradient anywhere): the kernel that widens them
+    // as it reads, rather than a full f32 copy of the matrix per call.
+    let bf16_infer = weight.dtype() == DType::BF16 && !x.track_op() && !weight.track_op();
     match path(x)? {
         Path::Fused if all_f32 => fused::linear(x, weight, bias),
+        Path::Fused if bf16_infer => crate::matmul::linear(x, weight, bias),
         _ => generic::linear(x, weight, bias),
     }
 }

@@ -20,11 +20,16 @@ pub struct GrpoShape {
     pub prompts: usize,
     pub group: usize,
     pub new_tokens: usize,
+    /// Sequences per forward/backward pass; `None`: all of the step's, at most 16.
+    pub micro_batch: Option<usize>,
 }
 
 /// The run config of the row; `[model]` is filled in by [`grpo_row`].
 fn config(shape: GrpoShape, model: &str) -> String {
-    let micro = (shape.prompts * shape.group).min(16);
+    let micro = shape
+        .micro_batch
+        .unwrap_or(16)
+        .min(shape.prompts * shape.group);
     format!(
         r#"
 name = "bench"
