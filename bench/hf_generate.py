@@ -3,7 +3,8 @@
 16 prompts x 32 random ids (the same count `aha bench` uses), 64 new tokens each by default,
 multinomial sampling at temperature 1 with no EOS, so every row runs to the limit. Prints one
 JSON object per dtype: tokens/s (generated tokens over wall time, prefill included; median over
-repeats) and the process's peak RSS so far (ru_maxrss, so run one dtype per process to read
+repeats), CPU seconds per generation (the fairer figure on a loaded machine) and the
+process's peak RSS so far (ru_maxrss, so run one dtype per process to read
 each dtype's own peak).
 
 Usage: /work/refpy/bin/python bench/hf_generate.py --model /tmp/qwen05b --dtype bf16
@@ -37,10 +38,10 @@ def main():
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (args.prompts, args.prompt_len), generator=g)
     mask = torch.ones_like(ids)
-    secs = []
+    secs, cpu = [], []
     for r in range(args.repeats + 1):  # the first run warms up and is not counted
         torch.manual_seed(r)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             out = model.generate(
                 input_ids=ids,
@@ -55,6 +56,7 @@ def main():
             )
         if r > 0:
             secs.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - cpu_start)
         assert out.shape[1] == args.prompt_len + args.new_tokens, out.shape
     tokens = args.prompts * args.new_tokens
     median = statistics.median(secs)
@@ -66,6 +68,7 @@ def main():
                 "threads": args.threads,
                 "tokens_per_s": round(tokens / median, 1),
                 "seconds": round(median, 3),
+                "cpu_s": round(statistics.median(cpu), 3),
                 "all_seconds": [round(s, 3) for s in secs],
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }

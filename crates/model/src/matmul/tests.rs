@@ -178,3 +178,36 @@ fn same_result_for_any_thread_count() {
     };
     assert_eq!(run(1), run(3));
 }
+
+/// Decode-step shapes of the Qwen2.5-0.5B layers (16 rows): f32 vs bf16 weights per ISA.
+/// `cargo test --release -p aha-model --lib matmul::tests::time_decode_shapes -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn time_decode_shapes() {
+    for (n, k) in [(896, 896), (4864, 896), (896, 4864), (151936, 896)] {
+        let m = 16;
+        let x = data(m * k, 1);
+        let wb = to_bf16(&data(n * k, 2));
+        let wf = widened(&wb);
+        for isa in ISAS.into_iter().filter(|i| i.available()) {
+            for (name, w) in [
+                ("f32", WeightRows::F32(&wf)),
+                ("bf16", WeightRows::Bf16(&wb)),
+            ] {
+                let mut y = vec![0f32; m * n];
+                let reps = (2_000_000_000 / (m * n * k)).max(3);
+                multiply(isa, &x, w, &mut y, m, n, k);
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    multiply(isa, &x, w, &mut y, m, n, k);
+                }
+                let dt = t.elapsed().as_secs_f64() / reps as f64;
+                println!(
+                    "{m}x{k} . {n}x{k}^T {isa:?} {name}: {:.2} ms, {:.1} GFLOP/s",
+                    dt * 1e3,
+                    2.0 * (m * n * k) as f64 / dt / 1e9
+                );
+            }
+        }
+    }
+}
