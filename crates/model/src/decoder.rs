@@ -574,8 +574,12 @@ impl Model {
             let eps = cfg.rms_norm_eps;
             return ops::fused::decoder_layer(x, &weights, cos, sin, mask, heads, eps);
         }
-        let no_qk_norm = layer.q_norm.is_none() && layer.k_norm.is_none();
-        let Some((w, b)) = packed(&[&layer.q, &layer.k, &layer.v])?.filter(|_| no_qk_norm) else {
+        let packable = layer.q_norm.is_none() && layer.k_norm.is_none();
+        let qkv = match packable {
+            true => packed(&[&layer.q, &layer.k, &layer.v])?,
+            false => None,
+        };
+        let Some((w, b)) = qkv else {
             return self.layer_forward(layer, x, cos, sin, Mode::Train, |k, v| {
                 Ok((k.clone(), v.clone(), mask.clone()))
             });
