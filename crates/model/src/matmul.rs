@@ -27,8 +27,14 @@ mod portable;
 use candle_core::{DType, Device, Result, Storage, Tensor};
 use rayon::prelude::*;
 
-/// Above this many activation rows the GEMM's packing pays for itself.
-pub const MAX_ROWS: usize = 48;
+/// Above this many activation rows the GEMM's packing pays for itself. Measured on the
+/// reference shape: a 64-row rollout step took 27% less time with the row kernel than with the
+/// GEMM, and 128-row group decoding 8% less.
+pub const MAX_ROWS: usize = 256;
+
+/// The row kernel re-reads the activations once per few weight rows, so they must stay in L2:
+/// at most this many elements (512 KB of f32).
+const MAX_ROW_KERNEL_X: usize = 1 << 17;
 
 /// Work (multiply-adds) below which splitting across threads costs more than it saves.
 const PAR_MIN_WORK: usize = 1 << 17;
@@ -142,8 +148,8 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     Tensor::from_vec(y, (m, n), x.device())
 }
 
-/// y (M, N) = x (M, K) · w (N, K)ᵀ: the row kernel with `isa` up to [`MAX_ROWS`] rows, the
-/// blocked GEMM above.
+/// y (M, N) = x (M, K) · w (N, K)ᵀ: the row kernel with `isa` up to [`MAX_ROWS`] rows (fewer
+/// for wide inputs), the blocked GEMM above.
 pub(crate) fn multiply(
     isa: Isa,
     x: &[f32],
@@ -153,7 +159,7 @@ pub(crate) fn multiply(
     n: usize,
     k: usize,
 ) {
-    if m <= MAX_ROWS {
+    if m <= MAX_ROWS && m * k <= MAX_ROW_KERNEL_X {
         rows_times_weights(isa, x, w, y, m, n, k)
     } else {
         gemm_blocks(x, w, y, m, n, k)

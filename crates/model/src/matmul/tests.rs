@@ -55,6 +55,7 @@ fn shapes() -> Vec<(usize, usize, usize)> {
         (49, 35, 33),
         (64, 100, 24),
         (97, 50, 1),
+        (MAX_ROWS + 3, 20, 40),
     ]);
     // Several GEMM blocks of weight rows (112 rows each at this K), the last one short.
     s.push((50, 300, 4100));
