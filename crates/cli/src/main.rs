@@ -36,6 +36,19 @@ fn serial_candle_elementwise() {
     }
 }
 
+/// Run `f` on a worker of rayon's global pool. A parallel op called from outside the pool
+/// queues its job, wakes a worker and blocks the caller until the job is done: ~20 µs per op,
+/// and a decode step calls dozens of them (with one thread, decoding ran no faster on two).
+/// Called from a worker, the op starts on that thread at once and the other workers steal
+/// what they can.
+fn on_rayon_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    // The command runs on this worker's stack, not main's 8 MiB: give the workers as much.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(16 << 20)
+        .build_global();
+    rayon::scope(|_| f())
+}
+
 fn main() {
     keep_freed_memory();
     serial_candle_elementwise();
@@ -48,7 +61,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(err) = commands::run(cli, world.clone()) {
+    let result = if world.size() > 1 {
+        // MPI is initialised for calls from the main thread only.
+        commands::run(cli, world.clone())
+    } else {
+        on_rayon_worker(|| commands::run(cli, world.clone()))
+    };
+    if let Err(err) = result {
         if world.size() > 1 {
             // The other ranks would wait for this one in their next collective: end the job.
             eprintln!(

@@ -417,11 +417,13 @@ fn regenerate_aha_saved() {
 
 #[test]
 fn aha_saved_checkpoints_reload_with_recorded_logprobs() {
-    // The recorded values came from the fused kernels, which reproduce them to rounding. The
-    // generic path (AHA_OPS=generic) sums in another order; these trained weights give logprobs
-    // down to -33, where f32 rounding of the logsumexp alone is ~4e-6 a term (measured 1.4e-4).
+    // The recorded values came from the fused kernels, which reproduce them to rounding. Other
+    // summation orders move them: these trained weights give logprobs down to -33, where f32
+    // rounding of the logsumexp alone is ~4e-6 a term. The generic path (AHA_OPS=generic)
+    // measured 1.4e-4; the bf16 checkpoint's rows going to the row kernel instead of the GEMM
+    // (inference matmul, up to 256 rows since the values were recorded) 6.5e-5.
     let tol = match aha_model::ops::path_for(&Device::Cpu, DType::F32).unwrap() {
-        aha_model::ops::Path::Fused => 1e-5,
+        aha_model::ops::Path::Fused => 1e-4,
         aha_model::ops::Path::Generic => 3e-4,
     };
     for name in AHA_SAVED {

@@ -1,22 +1,26 @@
-//! Attention for a few new tokens over the KV cache, without a graph: one pass per query head
-//! that reads its keys and values straight out of the cache buffers.
+//! Attention for a few new tokens over the KV cache, without a graph: the query heads that
+//! share a kv head read its keys and values straight out of the cache buffers, once for all of
+//! them.
 //!
 //! The training kernel ([`super::attention`]) makes the queries contiguous per head, runs two
 //! batched matmuls (N·K small GEMMs each), a softmax and a layout copy: about ten allocations and
 //! dispatches per layer and decode step, which cost more than the arithmetic when S is 1. Here
-//! each output row (n, s, h) is computed on its own — scores `q·k` over the L cached slots, the
-//! scaled and masked softmax, the weighted sum of values — so the result does not depend on how
-//! rows are split across threads. Only for tensors that carry no gradient (rollouts).
+//! each query token's H heads are computed by one task — per kv head, the scores `q·k` of its G
+//! query heads over the L cached slots, the scaled and masked softmax, the weighted sums of
+//! values — so the result does not depend on how tokens are split across threads. The loops are
+//! compiled for AVX-512 and AVX2 too ([`super::simd`]). Only for tensors that carry no gradient
+//! (rollouts).
 
 use candle_core::{bail, Layout, Result, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::cpu;
+use super::simd::simd_dispatch;
 
 /// Above this many new tokens per row the batched-matmul path wins.
 pub const MAX_QUERIES: usize = 4;
 
-/// Multiply-adds per rayon task (rounded to whole output rows).
+/// Multiply-adds per rayon task (rounded to whole query tokens).
 const TASK_WORK: usize = 64 * 1024;
 
 /// q: (N, S, H, E); k, v: (N, K, L, E), each head's slots contiguous (a narrowed cache is fine);
@@ -34,6 +38,7 @@ pub fn decode_attention(
     let mask_rows = mask.dims()[0] * s;
     let (q, mask) = (q.contiguous()?, mask.contiguous()?);
     let (k, v) = (heads_contiguous(k)?, heads_contiguous(v)?);
+    let g = h / kh;
     let mut out = vec![0f32; n * s * h * e];
     cpu::with_f32(&q, "decode_attention", |qs| {
         cpu::with_f32(&mask, "decode_attention", |ms| {
@@ -47,20 +52,25 @@ pub fn decode_attention(
                         k_start: kl.start_offset(),
                         v_start: vl.start_offset(),
                     };
-                    let row = |r: usize, y: &mut [f32], p: &mut Vec<f32>| {
-                        let (b, t, head) = (r / (s * h), (r / h) % s, r % h);
-                        let kv = head / (h / kh);
-                        let mrow = (b * s + t) % mask_rows;
-                        let qr = &qs[r * e..(r + 1) * e];
+                    // One task per query token: all H heads of row (b, t), G heads per pass
+                    // over a kv head's keys and values.
+                    let row = |bt: usize, y: &mut [f32], p: &mut Vec<f32>| {
+                        let b = bt / s;
+                        let mrow = bt % mask_rows;
                         let mr = &ms[mrow * l..(mrow + 1) * l];
-                        attend_one(qr, &cache, b, kv, mr, scale as f32, e, p, y);
+                        for kv in 0..kh {
+                            let heads = bt * h + kv * g;
+                            let qg = &qs[heads * e..(heads + g) * e];
+                            let yg = &mut y[kv * g * e..(kv + 1) * g * e];
+                            attend_group(qg, &cache, b, kv, mr, scale as f32, e, p, yg);
+                        }
                     };
-                    let per_task = (TASK_WORK / (l * e).max(1)).max(1);
-                    out.par_chunks_mut(per_task * e)
+                    let per_task = (TASK_WORK / (h * l * e).max(1)).max(1);
+                    out.par_chunks_mut(per_task * h * e)
                         .enumerate()
                         .for_each(|(c, chunk)| {
-                            let mut p = Vec::with_capacity(l);
-                            for (i, y) in chunk.chunks_mut(e).enumerate() {
+                            let mut p = Vec::new();
+                            for (i, y) in chunk.chunks_mut(h * e).enumerate() {
                                 row(c * per_task + i, y, &mut p);
                             }
                         });
@@ -82,10 +92,26 @@ struct Cache<'a> {
     v_start: usize,
 }
 
-/// One output row: `y = softmax(scale · K q + mask) V` for query `q` against kv head `kv` of
-/// batch row `b`. `p` is scratch for the L scores.
+simd_dispatch! {
+    /// `y_g = softmax(scale · K q_g + mask) V` for the G query heads `q` (G·E) that share kv
+    /// head `kv` of batch row `b`: each key and value row is read once for the G heads.
+    /// `p` is scratch for the G·L scores.
+    fn attend_group(
+        q: &[f32],
+        c: &Cache<'_>,
+        b: usize,
+        kv: usize,
+        mask: &[f32],
+        scale: f32,
+        e: usize,
+        p: &mut Vec<f32>,
+        y: &mut [f32],
+    ) => attend_group_body
+}
+
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn attend_one(
+fn attend_group_body(
     q: &[f32],
     c: &Cache<'_>,
     b: usize,
@@ -97,22 +123,31 @@ fn attend_one(
     y: &mut [f32],
 ) {
     let l = mask.len();
+    let g = q.len() / e;
     let k0 = c.k_start + b * c.k_stride[0] + kv * c.k_stride[1];
     let v0 = c.v_start + b * c.v_stride[0] + kv * c.v_stride[1];
+    let keys = &c.k[k0..k0 + l * e];
+    let values = &c.v[v0..v0 + l * e];
     p.clear();
-    p.extend((0..l).map(|j| {
-        let kr = &c.k[k0 + j * e..k0 + (j + 1) * e];
-        scale * cpu::dot(q, kr) + mask[j]
-    }));
-    let max = cpu::max(p);
-    p.iter_mut().for_each(|x| *x = cpu::exp(*x - max));
-    let inv = 1.0 / cpu::sum(p);
+    p.resize(g * l, 0.0);
+    for (j, kr) in keys.chunks_exact(e).enumerate() {
+        for (h, qh) in q.chunks_exact(e).enumerate() {
+            p[h * l + j] = scale * cpu::dot(qh, kr) + mask[j];
+        }
+    }
+    for ph in p.chunks_exact_mut(l) {
+        let max = cpu::max(ph);
+        ph.iter_mut().for_each(|x| *x = cpu::exp(*x - max));
+        let inv = 1.0 / cpu::sum(ph);
+        ph.iter_mut().for_each(|x| *x *= inv);
+    }
     y.iter_mut().for_each(|y| *y = 0.0);
-    for (j, &pj) in p.iter().enumerate() {
-        let w = pj * inv;
-        let vr = &c.v[v0 + j * e..v0 + (j + 1) * e];
-        for (y, v) in y.iter_mut().zip(vr) {
-            *y += w * v;
+    for (j, vr) in values.chunks_exact(e).enumerate() {
+        for (h, yh) in y.chunks_exact_mut(e).enumerate() {
+            let w = p[h * l + j];
+            for (y, v) in yh.iter_mut().zip(vr) {
+                *y += w * v;
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ mod logprobs;
 mod rms_norm;
 mod rope;
 mod rope_attention;
+mod simd;
 mod softmax;
 mod swiglu;
 
