@@ -8,6 +8,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 use super::cpu;
+use super::simd::simd_dispatch;
 
 /// `log softmax(logits)[target]` at every position, differentiable in `logits`.
 /// logits: (N, T, V) f32; targets: (N, T) u32 → (N, T)
@@ -34,6 +35,33 @@ pub fn entropy(logits: &Tensor) -> Result<Tensor> {
 
 /// `(max, logsumexp)` of one row.
 fn max_lse(x: &[f32]) -> (f32, f32) {
+    let mut out = (0.0, 0.0);
+    max_lse_into(x, &mut out);
+    out
+}
+
+simd_dispatch! {
+    fn max_lse_into(x: &[f32], out: &mut (f32, f32)) => max_lse_body
+}
+
+simd_dispatch! {
+    /// One row of the logprob gradient: `dx = -g · softmax(x)`, plus g at the target.
+    fn logprob_grad_row(x: &[f32], target: usize, g: f32, dx: &mut [f32]) => logprob_grad_row_body
+}
+
+#[inline(always)]
+fn logprob_grad_row_body(x: &[f32], target: usize, g: f32, dx: &mut [f32]) {
+    let mut ml = (0.0, 0.0);
+    max_lse_body(x, &mut ml);
+    let lse = ml.1;
+    for (d, x) in dx.iter_mut().zip(x) {
+        *d = -g * cpu::exp(x - lse);
+    }
+    dx[target] += g;
+}
+
+#[inline(always)]
+fn max_lse_body(x: &[f32], out: &mut (f32, f32)) {
     let m = cpu::max(x);
     let mut tmp = [0f32; 256];
     let mut sum = 0f32;
@@ -44,7 +72,7 @@ fn max_lse(x: &[f32]) -> (f32, f32) {
         }
         sum += cpu::sum(tmp);
     }
-    (m, m + sum.ln())
+    *out = (m, m + sum.ln());
 }
 
 struct TokenLogprobs;
@@ -86,13 +114,7 @@ impl CustomOp2 for TokenLogprobs {
                 cpu::with_f32(g, name, |g| {
                     let mut dx = vec![0f32; x.len()];
                     cpu::for_each_row(&mut dx, v, |i, dx| {
-                        let row = &x[i * v..(i + 1) * v];
-                        let lse = max_lse(row).1;
-                        let gi = g[i];
-                        for (d, x) in dx.iter_mut().zip(row) {
-                            *d = -gi * cpu::exp(x - lse);
-                        }
-                        dx[tg[i] as usize] += gi;
+                        logprob_grad_row(&x[i * v..(i + 1) * v], tg[i] as usize, g[i], dx);
                     });
                     Ok(dx)
                 })

@@ -7,6 +7,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu;
+use super::simd::simd_dispatch;
 
 /// RMSNorm over the last dimension. x: (..., D) f32, weight: (D) f32 → (..., D).
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
@@ -27,6 +28,7 @@ struct RmsNorm {
 }
 
 /// `1/sqrt(mean(x²) + eps)` of one row.
+#[inline(always)]
 fn inv_rms(x: &[f32], eps: f32) -> f32 {
     1.0 / (cpu::dot(x, x) / x.len() as f32 + eps).sqrt()
 }
@@ -36,13 +38,55 @@ pub(super) fn forward(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
     let d = w.len();
     let mut y = vec![0f32; x.len()];
     cpu::for_each_row(&mut y, d, |i, y| {
-        let x = &x[i * d..(i + 1) * d];
-        let r = inv_rms(x, eps);
-        for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-            *y = x * r * w;
-        }
+        forward_row(&x[i * d..(i + 1) * d], w, eps, y)
     });
     y
+}
+
+simd_dispatch! {
+    /// One row of [`forward`].
+    fn forward_row(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) => forward_row_body
+}
+
+#[inline(always)]
+fn forward_row_body(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+    let r = inv_rms(x, eps);
+    for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+        *y = x * r * w;
+    }
+}
+
+simd_dispatch! {
+    /// One row of dx in [`backward`].
+    fn backward_row(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32]) => backward_row_body
+}
+
+#[inline(always)]
+fn backward_row_body(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32]) {
+    let d = w.len();
+    let r = inv_rms(x, eps);
+    let mut gw_x = 0f32;
+    for ((dx, g), (w, x)) in dx.iter_mut().zip(g).zip(w.iter().zip(x)) {
+        *dx = g * w;
+        gw_x += *dx * x;
+    }
+    let c = r * r * r * gw_x / d as f32;
+    for (dx, x) in dx.iter_mut().zip(x) {
+        *dx = r * *dx - c * x;
+    }
+}
+
+simd_dispatch! {
+    /// `acc += g ⊙ x · r`: one row's share of dw in [`backward`].
+    fn weight_grad_row(x: &[f32], g: &[f32], eps: f32, acc: &mut [f32]) => weight_grad_row_body
+}
+
+#[inline(always)]
+fn weight_grad_row_body(x: &[f32], g: &[f32], eps: f32, acc: &mut [f32]) {
+    let r = inv_rms(x, eps);
+    for ((a, x), g) in acc.iter_mut().zip(x).zip(g) {
+        *a += g * x * r;
+    }
 }
 
 /// `(dx, dw)` for the incoming gradient g, same shape as x (_, D).
@@ -52,24 +96,12 @@ pub(super) fn backward(xs: &[f32], ws: &[f32], gs: &[f32], eps: f32) -> (Vec<f32
     let mut dx = vec![0f32; xs.len()];
     cpu::for_each_row(&mut dx, d, |i, dx| {
         let (x, g) = row(i);
-        let r = inv_rms(x, eps);
-        let mut gw_x = 0f32;
-        for ((dx, g), (w, x)) in dx.iter_mut().zip(g).zip(ws.iter().zip(x)) {
-            *dx = g * w;
-            gw_x += *dx * x;
-        }
-        let c = r * r * r * gw_x / d as f32;
-        for (dx, x) in dx.iter_mut().zip(x) {
-            *dx = r * *dx - c * x;
-        }
+        backward_row(x, ws, g, eps, dx);
     });
     let rows = xs.len() / d.max(1);
     let dw = cpu::sum_over_rows(rows, d, d, |i, acc| {
         let (x, g) = row(i);
-        let r = inv_rms(x, eps);
-        for ((a, x), g) in acc.iter_mut().zip(x).zip(g) {
-            *a += g * x * r;
-        }
+        weight_grad_row(x, g, eps, acc);
     });
     (dx, dw)
 }

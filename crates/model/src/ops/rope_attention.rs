@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use super::attention::heads_to_tokens;
 use super::cpu;
 use super::dense::{matmul_into, View};
+use super::simd::simd_dispatch;
 use crate::kv_cache::MASKED;
 
 /// Query rows per block of the causal skip.
@@ -317,8 +318,26 @@ fn attend(
     (probs, out)
 }
 
-/// `softmax(scale · p + m)` in place.
-fn softmax_row(p: &mut [f32], m: &[f32], scale: f32) {
+simd_dispatch! {
+    /// `softmax(scale · p + m)` in place.
+    fn softmax_row(p: &mut [f32], m: &[f32], scale: f32) => softmax_row_body
+}
+
+simd_dispatch! {
+    /// The score gradient from the probability gradient, in place: `dp ← scale · p ⊙ (dp − p·dp)`.
+    fn softmax_backward_row(p: &[f32], dp: &mut [f32], scale: f32) => softmax_backward_row_body
+}
+
+#[inline(always)]
+fn softmax_backward_row_body(p: &[f32], dp: &mut [f32], scale: f32) {
+    let dot = cpu::dot(p, dp);
+    for (dp, p) in dp.iter_mut().zip(p) {
+        *dp = scale * p * (*dp - dot);
+    }
+}
+
+#[inline(always)]
+fn softmax_row_body(p: &mut [f32], m: &[f32], scale: f32) {
     for (p, m) in p.iter_mut().zip(m) {
         *p = scale * *p + m;
     }
@@ -374,11 +393,7 @@ fn attend_backward(
                     matmul_into(dout, vt, (rows, e, lb), &mut ds, lb, false);
                     for r in 0..rows {
                         let p = &pg[(r0 + r) * s..(r0 + r) * s + lb];
-                        let dp = &mut ds[r * lb..(r + 1) * lb];
-                        let dot = cpu::dot(p, dp);
-                        for (dp, p) in dp.iter_mut().zip(p) {
-                            *dp = scale * p * (*dp - dot);
-                        }
+                        softmax_backward_row(p, &mut ds[r * lb..(r + 1) * lb], scale);
                     }
                     let dsb = View::rows(&ds, lb);
                     let dq_rows = &mut dqg[r0 * e..];

@@ -6,6 +6,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu;
+use super::simd::simd_dispatch;
 
 /// `silu(gate) ⊙ up`, elementwise. gate, up: same shape, f32.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
@@ -39,11 +40,44 @@ pub(super) fn packed_forward(gu: &[f32], f: usize) -> Vec<f32> {
     let mut y = vec![0f32; gu.len() / 2];
     cpu::for_each_row(&mut y, f, |r, y| {
         let (gate, up) = gu[r * 2 * f..(r + 1) * 2 * f].split_at(f);
-        for ((y, a), b) in y.iter_mut().zip(gate).zip(up) {
-            *y = a * sigmoid(*a) * b;
-        }
+        gated(gate, up, y);
     });
     y
+}
+
+simd_dispatch! {
+    /// `y = silu(gate) ⊙ up` over equal-length slices.
+    fn gated(gate: &[f32], up: &[f32], y: &mut [f32]) => gated_body
+}
+
+#[inline(always)]
+fn gated_body(gate: &[f32], up: &[f32], y: &mut [f32]) {
+    for ((y, a), b) in y.iter_mut().zip(gate).zip(up) {
+        *y = a * sigmoid(*a) * b;
+    }
+}
+
+simd_dispatch! {
+    /// The gradients of [`gated`] for the incoming gradient g: `dgate` and `dup`.
+    fn gated_backward(
+        gate: &[f32],
+        up: &[f32],
+        g: &[f32],
+        dgate: &mut [f32],
+        dup: &mut [f32],
+    ) => gated_backward_body
+}
+
+#[inline(always)]
+fn gated_backward_body(gate: &[f32], up: &[f32], g: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
+    let f = gate.len();
+    let (up, g, dgate, dup) = (&up[..f], &g[..f], &mut dgate[..f], &mut dup[..f]);
+    for i in 0..f {
+        let (a, b) = (gate[i], up[i]);
+        let sg = sigmoid(a);
+        dgate[i] = g[i] * b * sg * (1.0 + a * (1.0 - sg));
+        dup[i] = g[i] * a * sg;
+    }
 }
 
 /// The gradient (_, 2F) of [`packed_forward`] for the incoming gradient g (_, F).
@@ -54,12 +88,7 @@ pub(super) fn packed_backward(gu: &[f32], g: &[f32], f: usize) -> Vec<f32> {
         let (gate, up) = gu[r * two_f..(r + 1) * two_f].split_at(f);
         let g = &g[r * f..(r + 1) * f];
         let (dgate, dup) = d.split_at_mut(f);
-        for i in 0..f {
-            let (a, b) = (gate[i], up[i]);
-            let sg = sigmoid(a);
-            dgate[i] = g[i] * b * sg * (1.0 + a * (1.0 - sg));
-            dup[i] = g[i] * a * sg;
-        }
+        gated_backward(gate, up, g, dgate, dup);
     });
     dgu
 }
@@ -112,10 +141,7 @@ impl CustomOp2 for SwiGlu {
         let mut y = vec![0f32; gate.len()];
         cpu::for_each_row(&mut y, ROW, |r, y| {
             let at = r * ROW;
-            let (gate, up) = (&gate[at..at + y.len()], &up[at..at + y.len()]);
-            for ((y, a), b) in y.iter_mut().zip(gate).zip(up) {
-                *y = a * sigmoid(*a) * b;
-            }
+            gated(&gate[at..at + y.len()], &up[at..at + y.len()], y);
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
