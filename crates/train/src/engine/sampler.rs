@@ -54,38 +54,45 @@ pub fn sample_token(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rn
             (best, best_z) = (i, z);
         }
     }
-    // log Σ exp(z) with the max taken out; exps are reused for sampling.
-    let mut sum = 0.0f64;
-    for &l in logits {
-        sum += (l as f64 * inv_t - best_z).exp();
-    }
-    let log_z = best_z + sum.ln();
-    let logprob_of = |i: usize| (logits[i] as f64 * inv_t - log_z) as f32;
-    if greedy {
-        return Sampled {
-            id: best as u32,
-            logprob: logprob_of(best),
+    WEIGHTS.with_borrow_mut(|w| {
+        // exp(z - max) of every token, kept for sampling (the exps are most of this function's
+        // time), and log Σ exp(z) from them.
+        w.clear();
+        w.extend(logits.iter().map(|&l| (l as f64 * inv_t - best_z).exp()));
+        let sum: f64 = w.iter().sum();
+        let log_z = best_z + sum.ln();
+        let logprob_of = |i: usize| (logits[i] as f64 * inv_t - log_z) as f32;
+        if greedy {
+            return Sampled {
+                id: best as u32,
+                logprob: logprob_of(best),
+            };
+        }
+        let truncate = params.top_k > 0 && params.top_k < logits.len() || params.top_p < 1.0;
+        let id = if truncate {
+            sample_truncated(logits, w, sum, params, uniform(rng))
+        } else {
+            sample_full(w, sum, uniform(rng))
         };
-    }
-    let truncate = params.top_k > 0 && params.top_k < logits.len() || params.top_p < 1.0;
-    let id = if truncate {
-        sample_truncated(logits, inv_t, best_z, sum, params, uniform(rng))
-    } else {
-        sample_full(logits, inv_t, best_z, sum, uniform(rng))
-    };
-    Sampled {
-        id: id as u32,
-        logprob: logprob_of(id),
-    }
+        Sampled {
+            id: id as u32,
+            logprob: logprob_of(id),
+        }
+    })
+}
+
+thread_local! {
+    /// Scratch for [`sample_token`]'s V weights, reused across calls on a thread.
+    static WEIGHTS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Inverse-CDF draw over the whole vocabulary in id order.
-fn sample_full(logits: &[f32], inv_t: f64, max_z: f64, sum: f64, u: f64) -> usize {
+/// `w` holds each token's exp(z − max).
+fn sample_full(w: &[f64], sum: f64, u: f64) -> usize {
     let target = u * sum;
     let mut acc = 0.0f64;
     let mut last_nonzero = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        let p = (l as f64 * inv_t - max_z).exp();
+    for (i, &p) in w.iter().enumerate() {
         if p > 0.0 {
             last_nonzero = i;
         }
@@ -105,17 +112,17 @@ fn by_logit_desc(logits: &[f32]) -> impl Fn(&usize, &usize) -> std::cmp::Orderin
 
 /// Top-k then top-p (on the renormalised top-k mass, as transformers' warpers do), then an
 /// inverse-CDF draw over the kept tokens in rank order.
+/// `w` holds each token's exp(z − max).
 fn sample_truncated(
     logits: &[f32],
-    inv_t: f64,
-    max_z: f64,
+    w: &[f64],
     full_sum: f64,
     params: &SamplingParams,
     u: f64,
 ) -> usize {
     let v = logits.len();
     let cmp = by_logit_desc(logits);
-    let weight = |i: usize| (logits[i] as f64 * inv_t - max_z).exp();
+    let weight = |i: usize| w[i];
     let k = if params.top_k > 0 {
         params.top_k.min(v)
     } else {
