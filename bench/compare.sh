@@ -46,9 +46,13 @@ model_args=()
 for r in $(seq "$rounds"); do
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "== round $r (load $load)" >&2
-  RAYON_NUM_THREADS=$threads "$aha" bench --json --steps "$steps" --warmup 1 \
-    --shapes "$rows" "${model_args[@]}" \
-    | $report tag aha "$r" "$load" | tee -a "$out" >&2
+  # grpo-step in a process of its own: the allocator keeps what earlier rows freed, so its peak
+  # RSS would include the large training row's buffers.
+  for aha_rows in $(pick train-small train-large generate group-shared group-unshared) $grpo_row; do
+    RAYON_NUM_THREADS=$threads "$aha" bench --json --steps "$steps" --warmup 1 \
+      --shapes "$aha_rows" "${model_args[@]}" \
+      | $report tag aha "$r" "$load" | tee -a "$out" >&2
+  done
   if [[ -n $train_rows ]]; then
     "$py" "$here/bench/torch_train_step.py" --json --shapes "$train_rows" \
       --threads "$threads" --steps "$steps" --warmup 1 \
