@@ -463,8 +463,31 @@ impl Model {
             candle_core::bail!("token_logprobs needs at least 2 tokens per row, got {t}");
         }
         let hidden = self.forward(ids, None, None)?.narrow(1, 0, t - 1)?;
-        let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
-        ops::token_logprobs(&self.logits(&hidden)?, &targets)
+        let targets = ids.narrow(1, 1, t - 1)?;
+        Ok(self.head_logprobs(&hidden, &targets, 1.0, false)?.0)
+    }
+
+    /// `log p(targets | hidden)` under `softmax(logits / temperature)`, with gradients, and the
+    /// entropy of that distribution (no gradient) when `with_entropy`: hidden (N, T, D), targets
+    /// (N, T) u32 → (N, T) each. The logits are never materialised whole ([`ops::head_logprobs`]).
+    pub fn head_logprobs(
+        &self,
+        hidden: &Tensor,
+        targets: &Tensor,
+        temperature: f64,
+        with_entropy: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (n, t, d) = hidden.dims3()?;
+        check_dims("targets", targets, &[n, t])?;
+        let (logp, entropy) = ops::head_logprobs(
+            &hidden.reshape((n * t, d))?,
+            &self.lm_head,
+            &targets.flatten_all()?,
+            temperature,
+            with_entropy,
+        )?;
+        let entropy = entropy.map(|e| e.reshape((n, t))).transpose()?;
+        Ok((logp.reshape((n, t))?, entropy))
     }
 
     /// Append `ids` (N, S) at `positions` (N, S) to `cache` and return the logits of the last

@@ -6,7 +6,7 @@
 //! `j` of a row is about token `j + 1` given tokens `..=j`. A row's loss tokens are selected by
 //! a mask, never by slicing, so prompts of different lengths share one batch.
 
-use aha_model::{ops, Model};
+use aha_model::Model;
 use candle_core::{DType, Device, Tensor};
 
 use crate::{Error, Result};
@@ -129,18 +129,8 @@ pub fn token_logprobs(
     let hidden = model
         .forward(&packed.ids, None, None)?
         .narrow(1, 0, t - 1)?;
-    let mut logits = model.logits(&hidden)?; // (N, T−1, V)
-    if temperature != 1.0 {
-        logits = (logits / temperature)?;
-    }
-    let targets = packed.ids.narrow(1, 1, t - 1)?.contiguous()?;
-    let logp = ops::token_logprobs(&logits, &targets)?;
-    let entropy = if with_entropy {
-        Some(ops::entropy(&logits)?)
-    } else {
-        None
-    };
-    Ok((logp, entropy))
+    let targets = packed.ids.narrow(1, 1, t - 1)?;
+    Ok(model.head_logprobs(&hidden, &targets, temperature, with_entropy)?)
 }
 
 /// Σ(x·mask) / Σmask as an f64 (0 when the mask is empty), for statistics.

@@ -34,7 +34,7 @@ pub fn entropy(logits: &Tensor) -> Result<Tensor> {
 }
 
 /// `(max, logsumexp)` of one row.
-fn max_lse(x: &[f32]) -> (f32, f32) {
+pub(super) fn max_lse(x: &[f32]) -> (f32, f32) {
     let mut out = (0.0, 0.0);
     max_lse_into(x, &mut out);
     out
@@ -47,6 +47,22 @@ simd_dispatch! {
 simd_dispatch! {
     /// One row of the logprob gradient: `dx = -g · softmax(x)`, plus g at the target.
     fn logprob_grad_row(x: &[f32], target: usize, g: f32, dx: &mut [f32]) => logprob_grad_row_body
+}
+
+simd_dispatch! {
+    /// [`logprob_grad_row`] with the logits in `x`, overwritten by their gradient.
+    pub(super) fn logprob_grad_in_place(x: &mut [f32], target: usize, g: f32) => logprob_grad_in_place_body
+}
+
+#[inline(always)]
+fn logprob_grad_in_place_body(x: &mut [f32], target: usize, g: f32) {
+    let mut ml = (0.0, 0.0);
+    max_lse_body(x, &mut ml);
+    let lse = ml.1;
+    for x in x.iter_mut() {
+        *x = -g * cpu::exp(*x - lse);
+    }
+    x[target] += g;
 }
 
 #[inline(always)]
@@ -133,6 +149,14 @@ fn check_targets(targets: &[u32], v: usize) -> Result<()> {
 
 struct Entropy;
 
+/// The entropy of `softmax(row)`.
+pub(super) fn entropy_row(row: &[f32]) -> f32 {
+    let (m, lse) = max_lse(row);
+    // H = lse − Σ p·x, computed on x − max so large logits do not cancel.
+    let px: f32 = row.iter().map(|x| cpu::exp(x - lse) * (x - m)).sum();
+    lse - m - px
+}
+
 impl CustomOp1 for Entropy {
     fn name(&self) -> &'static str {
         "aha-entropy"
@@ -143,11 +167,7 @@ impl CustomOp1 for Entropy {
         let dims = l.dims();
         let v = dims.last().copied().unwrap_or(1);
         let out = cpu::map_rows(x.len() / v.max(1), v, |i| {
-            let row = &x[i * v..(i + 1) * v];
-            let (m, lse) = max_lse(row);
-            // H = lse − Σ p·x, computed on x − max so large logits do not cancel.
-            let px: f32 = row.iter().map(|x| cpu::exp(x - lse) * (x - m)).sum();
-            lse - m - px
+            entropy_row(&x[i * v..(i + 1) * v])
         });
         let shape = Shape::from(&dims[..dims.len().saturating_sub(1)]);
         Ok((CpuStorage::F32(out), shape))

@@ -20,6 +20,7 @@ mod cpu;
 mod decode_attention;
 mod dense;
 pub mod generic;
+mod head_logprobs;
 mod layer;
 mod linear;
 mod logprobs;
@@ -39,6 +40,7 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 pub mod fused {
     pub use super::attention::attention;
     pub use super::decode_attention::decode_attention;
+    pub use super::head_logprobs::head_logprobs;
     pub use super::layer::decoder_layer;
     pub use super::linear::linear;
     pub use super::logprobs::{entropy, token_logprobs};
@@ -149,6 +151,50 @@ pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         Path::Fused => fused::token_logprobs(logits, targets),
         Path::Generic => generic::token_logprobs(logits, targets),
     }
+}
+
+/// The output layer and token logprobs in one: `log_softmax(h Wᵀ / T)[target]` for h (M, D), the
+/// output weight w (V, D) and targets (M) u32 → logp (M), f32, with gradients to h and w; plus the
+/// entropy of each row's distribution (M, no gradient) when `with_entropy`. The fused kernel never
+/// holds all M × V logits at once.
+pub fn head_logprobs(
+    h: &Tensor,
+    w: &Tensor,
+    targets: &Tensor,
+    temperature: f64,
+    with_entropy: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let (m, d) = h.dims2()?;
+    let (v, d2) = w.dims2()?;
+    if d != d2 || targets.dims() != [m] {
+        bail!(
+            "head_logprobs: h {:?} needs a weight (V, {d}) and targets ({m}), got {:?} / {:?}",
+            h.dims(),
+            w.dims(),
+            targets.dims()
+        );
+    }
+    if temperature.is_nan() || temperature <= 0.0 {
+        bail!("head_logprobs: temperature must be positive, got {temperature}");
+    }
+    if path(h)? == Path::Fused && w.dtype() == DType::F32 && targets.dtype() == DType::U32 {
+        let ids = targets.to_vec1::<u32>()?;
+        if let Some(bad) = ids.iter().find(|&&t| t as usize >= v) {
+            bail!("head_logprobs: target id {bad} is out of range for a vocabulary of {v}");
+        }
+        return fused::head_logprobs(h, w, ids, temperature, with_entropy);
+    }
+    let mut logits = linear(h, w, None)?.to_dtype(DType::F32)?;
+    if temperature != 1.0 {
+        logits = (logits / temperature)?;
+    }
+    let logits = logits.unsqueeze(0)?;
+    let logp = token_logprobs(&logits, &targets.unsqueeze(0)?)?.squeeze(0)?;
+    let entropy = match with_entropy {
+        true => Some(entropy(&logits)?.squeeze(0)?),
+        false => None,
+    };
+    Ok((logp, entropy))
 }
 
 /// Entropy of the softmax at every position, no gradient, f32. logits: (..., V) → (...)
