@@ -47,11 +47,15 @@ fn serial_candle_elementwise() {
 /// Called from a worker, the op starts on that thread at once and the other workers steal
 /// what they can.
 fn on_rayon_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    // The command runs on this worker's stack, not main's 8 MiB: give the workers as much.
-    let _ = rayon::ThreadPoolBuilder::new()
+    // The command runs on a worker's stack, not main's 8 MiB: give the workers 16 MiB. If the
+    // pool already exists (with rayon's default 2 MiB stacks), stay on the main thread.
+    let pool = rayon::ThreadPoolBuilder::new()
         .stack_size(16 << 20)
         .build_global();
-    rayon::scope(|_| f())
+    match pool {
+        Ok(()) => rayon::scope(|_| f()),
+        Err(_) => f(),
+    }
 }
 
 fn main() {
