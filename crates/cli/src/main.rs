@@ -13,10 +13,11 @@ mod progress;
 
 /// mimalloc (v3) hands freed memory back to the OS after 10 ms. candle frees and reallocates
 /// multi-MiB buffers at every op, so each training step faulted them in and zeroed them again
-/// (70k page faults and ~17% of a step's time on the bench). A one-second delay keeps what the
-/// next op or step reuses mapped, yet still returns what a phase is done with: never purging
-/// left a 0.5B model's GRPO step at 13.4 GB peak RSS (12.2 GB with the delay) and slower, its
-/// activations' pages kept while the optimizer state was first allocated.
+/// (70k page faults and ~17% of a step's time on the bench). A three-second delay keeps what the
+/// next op or step reuses mapped (1 s was not enough: the reference GRPO step's update swung
+/// from 0.93 to 1.3 s), yet still returns what a long phase is done with: never purging left a
+/// 0.5B model's GRPO step at 13.4 GB peak RSS (12.3 GB with the delay), its activations' pages
+/// kept while the optimizer state was first written.
 fn keep_freed_memory() {
     // `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (the Rust bindings name no constant).
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -25,7 +26,7 @@ fn keep_freed_memory() {
     }
     // SAFETY: called first thing in main, before any other thread exists (the function is not
     // thread safe); the option only changes when freed pages are returned to the OS.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 3000) };
 }
 
 /// candle runs elementwise ops on its own thread pool whose caller spins until every worker is
