@@ -141,14 +141,41 @@ fn attend_group_body(
         let inv = 1.0 / cpu::sum(ph);
         ph.iter_mut().for_each(|x| *x *= inv);
     }
-    y.iter_mut().for_each(|y| *y = 0.0);
-    for (j, vr) in values.chunks_exact(e).enumerate() {
-        for (h, yh) in y.chunks_exact_mut(e).enumerate() {
-            let w = p[h * l + j];
-            for (y, v) in yh.iter_mut().zip(vr) {
-                *y += w * v;
+    // y_h = Σ_j p_hj v_j, summed over j in order; all of a head's columns at once in registers
+    // (independent sums, so they overlap) when E is 16, 32, 64 or 128.
+    for (h, yh) in y.chunks_exact_mut(e).enumerate() {
+        let ph = &p[h * l..(h + 1) * l];
+        match e {
+            16 => weighted_sum::<1>(ph, values, yh),
+            32 => weighted_sum::<2>(ph, values, yh),
+            64 => weighted_sum::<4>(ph, values, yh),
+            128 => weighted_sum::<8>(ph, values, yh),
+            _ => {
+                yh.iter_mut().for_each(|y| *y = 0.0);
+                for (&w, vr) in ph.iter().zip(values.chunks_exact(e)) {
+                    for (y, v) in yh.iter_mut().zip(vr) {
+                        *y += w * v;
+                    }
+                }
             }
         }
+    }
+}
+
+/// `y = Σ_j w_j v_j` over the rows v_j of `values` (each `16·C` wide), j in order.
+#[inline(always)]
+fn weighted_sum<const C: usize>(w: &[f32], values: &[f32], y: &mut [f32]) {
+    let mut acc = [[0f32; 16]; C];
+    for (&wj, vr) in w.iter().zip(values.chunks_exact(16 * C)) {
+        for (c, a) in acc.iter_mut().enumerate() {
+            let v: &[f32; 16] = vr[16 * c..16 * (c + 1)].try_into().expect("16 columns");
+            for t in 0..16 {
+                a[t] += wj * v[t];
+            }
+        }
+    }
+    for (yc, a) in y.chunks_exact_mut(16).zip(&acc) {
+        yc.copy_from_slice(a);
     }
 }
 
