@@ -71,8 +71,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = if world.size() > 1 {
-        // MPI is initialised for calls from the main thread only.
+    let result = if aha_train::collective::under_launcher() {
+        // MPI is initialised for calls from the main thread only (a job of one rank included).
         commands::run(cli, world.clone())
     } else {
         on_rayon_worker(|| commands::run(cli, world.clone()))

@@ -26,6 +26,11 @@ fn launched_size() -> Option<usize> {
         .or_else(|| std::env::var_os("PMIX_RANK").map(|_| 0))
 }
 
+/// Whether an MPI launcher (or a Slurm step) started this process, whatever the job's size.
+pub fn under_launcher() -> bool {
+    launched_size().is_some()
+}
+
 /// The collective of this process: `Single` without a launcher, MPI under one.
 pub fn launch() -> Result<Arc<dyn Collective>> {
     let Some(launched) = launched_size() else {

@@ -20,7 +20,7 @@ mod single;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use launch::launch;
+pub use launch::{launch, under_launcher};
 #[cfg(feature = "mpi")]
 pub use mpi::Mpi;
 pub use replicas::{check_replicas, weights_checksum};
