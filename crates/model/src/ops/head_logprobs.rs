@@ -16,10 +16,15 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu;
 use super::dense::{matmul, View};
-use super::logprobs::{entropy_row, logprob_grad_in_place, max_lse};
+use rayon::prelude::*;
+
+use super::logprobs::{entropy_given, logprob_grad_in_place, max_lse};
 
 /// Logits held at once (32 MB of f32): at least one row per chunk.
 const CHUNK_ELEMS: usize = 1 << 23;
+
+/// Logits per rayon task of the forward's row statistics (whole rows).
+const ROW_TASK_ELEMS: usize = 16 * 1024;
 
 /// `(logp, entropy)` for h (M, D), the output weight w (V, D) and targets (M): logp (M) with a
 /// gradient to h and w, and (if asked) the entropy (M) of each row's distribution, no gradient.
@@ -116,14 +121,21 @@ impl CustomOp2 for HeadLogprobs {
             let rows = chunk.min(m - r0);
             let z = self.logits(h, w, (r0, rows), d);
             let row = |i: usize| &z[i * v..(i + 1) * v];
-            let logp = cpu::map_rows(rows, v, |i| {
-                row(i)[self.targets[r0 + i] as usize] - max_lse(row(i)).1
-            });
-            let entropy = match self.with_entropy {
-                true => cpu::map_rows(rows, v, |i| entropy_row(row(i))),
-                false => vec![0.0; rows],
-            };
-            for (i, (lp, e)) in logp.into_iter().zip(entropy).enumerate() {
+            // One normaliser per row serves the logprob and the entropy.
+            let stats: Vec<(f32, f32)> = (0..rows)
+                .into_par_iter()
+                .with_min_len((ROW_TASK_ELEMS / v.max(1)).max(1))
+                .map(|i| {
+                    let ml = max_lse(row(i));
+                    let lp = row(i)[self.targets[r0 + i] as usize] - ml.1;
+                    let entropy = match self.with_entropy {
+                        true => entropy_given(row(i), ml),
+                        false => 0.0,
+                    };
+                    (lp, entropy)
+                })
+                .collect();
+            for (i, (lp, e)) in stats.into_iter().enumerate() {
                 out[2 * (r0 + i)] = lp;
                 out[2 * (r0 + i) + 1] = e;
             }

@@ -151,7 +151,11 @@ struct Entropy;
 
 /// The entropy of `softmax(row)`.
 pub(super) fn entropy_row(row: &[f32]) -> f32 {
-    let (m, lse) = max_lse(row);
+    entropy_given(row, max_lse(row))
+}
+
+/// [`entropy_row`] with the row's `(max, logsumexp)` already known.
+pub(super) fn entropy_given(row: &[f32], (m, lse): (f32, f32)) -> f32 {
     // H = lse − Σ p·x, computed on x − max so large logits do not cancel.
     let px: f32 = row.iter().map(|x| cpu::exp(x - lse) * (x - m)).sum();
     lse - m - px
