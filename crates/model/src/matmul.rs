@@ -54,8 +54,13 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The best this CPU supports.
+    /// The best this CPU supports (detected once: the kernels ask for every row).
     pub fn detect() -> Isa {
+        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *BEST.get_or_init(Isa::probe)
+    }
+
+    fn probe() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f")

@@ -106,55 +106,41 @@ simd_dispatch! {
         e: usize,
         p: &mut Vec<f32>,
         y: &mut [f32],
-    ) => attend_group_body
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn attend_group_body(
-    q: &[f32],
-    c: &Cache<'_>,
-    b: usize,
-    kv: usize,
-    mask: &[f32],
-    scale: f32,
-    e: usize,
-    p: &mut Vec<f32>,
-    y: &mut [f32],
-) {
-    let l = mask.len();
-    let g = q.len() / e;
-    let k0 = c.k_start + b * c.k_stride[0] + kv * c.k_stride[1];
-    let v0 = c.v_start + b * c.v_stride[0] + kv * c.v_stride[1];
-    let keys = &c.k[k0..k0 + l * e];
-    let values = &c.v[v0..v0 + l * e];
-    p.clear();
-    p.resize(g * l, 0.0);
-    for (j, kr) in keys.chunks_exact(e).enumerate() {
-        for (h, qh) in q.chunks_exact(e).enumerate() {
-            p[h * l + j] = scale * cpu::dot(qh, kr) + mask[j];
+    ) {
+        let l = mask.len();
+        let g = q.len() / e;
+        let k0 = c.k_start + b * c.k_stride[0] + kv * c.k_stride[1];
+        let v0 = c.v_start + b * c.v_stride[0] + kv * c.v_stride[1];
+        let keys = &c.k[k0..k0 + l * e];
+        let values = &c.v[v0..v0 + l * e];
+        p.clear();
+        p.resize(g * l, 0.0);
+        for (j, kr) in keys.chunks_exact(e).enumerate() {
+            for (h, qh) in q.chunks_exact(e).enumerate() {
+                p[h * l + j] = scale * cpu::dot(qh, kr) + mask[j];
+            }
         }
-    }
-    for ph in p.chunks_exact_mut(l) {
-        let max = cpu::max(ph);
-        ph.iter_mut().for_each(|x| *x = cpu::exp(*x - max));
-        let inv = 1.0 / cpu::sum(ph);
-        ph.iter_mut().for_each(|x| *x *= inv);
-    }
-    // y_h = Σ_j p_hj v_j, summed over j in order; all of a head's columns at once in registers
-    // (independent sums, so they overlap) when E is 16, 32, 64 or 128.
-    for (h, yh) in y.chunks_exact_mut(e).enumerate() {
-        let ph = &p[h * l..(h + 1) * l];
-        match e {
-            16 => weighted_sum::<1>(ph, values, yh),
-            32 => weighted_sum::<2>(ph, values, yh),
-            64 => weighted_sum::<4>(ph, values, yh),
-            128 => weighted_sum::<8>(ph, values, yh),
-            _ => {
-                yh.iter_mut().for_each(|y| *y = 0.0);
-                for (&w, vr) in ph.iter().zip(values.chunks_exact(e)) {
-                    for (y, v) in yh.iter_mut().zip(vr) {
-                        *y += w * v;
+        for ph in p.chunks_exact_mut(l) {
+            let max = cpu::max(ph);
+            ph.iter_mut().for_each(|x| *x = cpu::exp(*x - max));
+            let inv = 1.0 / cpu::sum(ph);
+            ph.iter_mut().for_each(|x| *x *= inv);
+        }
+        // y_h = Σ_j p_hj v_j, summed over j in order; all of a head's columns at once in registers
+        // (independent sums, so they overlap) when E is 16, 32, 64 or 128.
+        for (h, yh) in y.chunks_exact_mut(e).enumerate() {
+            let ph = &p[h * l..(h + 1) * l];
+            match e {
+                16 => weighted_sum::<1>(ph, values, yh),
+                32 => weighted_sum::<2>(ph, values, yh),
+                64 => weighted_sum::<4>(ph, values, yh),
+                128 => weighted_sum::<8>(ph, values, yh),
+                _ => {
+                    yh.iter_mut().for_each(|y| *y = 0.0);
+                    for (&w, vr) in ph.iter().zip(values.chunks_exact(e)) {
+                        for (y, v) in yh.iter_mut().zip(vr) {
+                            *y += w * v;
+                        }
                     }
                 }
             }

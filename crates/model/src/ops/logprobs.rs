@@ -41,39 +41,23 @@ pub(super) fn max_lse(x: &[f32]) -> (f32, f32) {
 }
 
 simd_dispatch! {
-    fn max_lse_into(x: &[f32], out: &mut (f32, f32)) => max_lse_body
+    fn max_lse_into(x: &[f32], out: &mut (f32, f32)) {
+        max_lse_body(x, out)
+    }
 }
 
 simd_dispatch! {
-    /// One row of the logprob gradient: `dx = -g · softmax(x)`, plus g at the target.
-    fn logprob_grad_row(x: &[f32], target: usize, g: f32, dx: &mut [f32]) => logprob_grad_row_body
-}
-
-simd_dispatch! {
-    /// [`logprob_grad_row`] with the logits in `x`, overwritten by their gradient.
-    pub(super) fn logprob_grad_in_place(x: &mut [f32], target: usize, g: f32) => logprob_grad_in_place_body
-}
-
-#[inline(always)]
-fn logprob_grad_in_place_body(x: &mut [f32], target: usize, g: f32) {
-    let mut ml = (0.0, 0.0);
-    max_lse_body(x, &mut ml);
-    let lse = ml.1;
-    for x in x.iter_mut() {
-        *x = -g * cpu::exp(*x - lse);
+    /// One row of the logprob gradient in place: the logits `x` become `-g · softmax(x)`, plus g
+    /// at the target.
+    pub(super) fn logprob_grad_in_place(x: &mut [f32], target: usize, g: f32) {
+        let mut ml = (0.0, 0.0);
+        max_lse_body(x, &mut ml);
+        let lse = ml.1;
+        for x in x.iter_mut() {
+            *x = -g * cpu::exp(*x - lse);
+        }
+        x[target] += g;
     }
-    x[target] += g;
-}
-
-#[inline(always)]
-fn logprob_grad_row_body(x: &[f32], target: usize, g: f32, dx: &mut [f32]) {
-    let mut ml = (0.0, 0.0);
-    max_lse_body(x, &mut ml);
-    let lse = ml.1;
-    for (d, x) in dx.iter_mut().zip(x) {
-        *d = -g * cpu::exp(x - lse);
-    }
-    dx[target] += g;
 }
 
 #[inline(always)]
@@ -130,7 +114,8 @@ impl CustomOp2 for TokenLogprobs {
                 cpu::with_f32(g, name, |g| {
                     let mut dx = vec![0f32; x.len()];
                     cpu::for_each_row(&mut dx, v, |i, dx| {
-                        logprob_grad_row(&x[i * v..(i + 1) * v], tg[i] as usize, g[i], dx);
+                        dx.copy_from_slice(&x[i * v..(i + 1) * v]);
+                        logprob_grad_in_place(dx, tg[i] as usize, g[i]);
                     });
                     Ok(dx)
                 })

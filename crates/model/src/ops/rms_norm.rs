@@ -45,47 +45,38 @@ pub(super) fn forward(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
 
 simd_dispatch! {
     /// One row of [`forward`].
-    fn forward_row(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) => forward_row_body
-}
-
-#[inline(always)]
-fn forward_row_body(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
-    let r = inv_rms(x, eps);
-    for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
-        *y = x * r * w;
+    fn forward_row(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+        let r = inv_rms(x, eps);
+        for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+            *y = x * r * w;
+        }
     }
 }
 
 simd_dispatch! {
     /// One row of dx in [`backward`].
-    fn backward_row(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32]) => backward_row_body
-}
-
-#[inline(always)]
-fn backward_row_body(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32]) {
-    let d = w.len();
-    let r = inv_rms(x, eps);
-    let mut gw_x = 0f32;
-    for ((dx, g), (w, x)) in dx.iter_mut().zip(g).zip(w.iter().zip(x)) {
-        *dx = g * w;
-        gw_x += *dx * x;
-    }
-    let c = r * r * r * gw_x / d as f32;
-    for (dx, x) in dx.iter_mut().zip(x) {
-        *dx = r * *dx - c * x;
+    fn backward_row(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32]) {
+        let d = w.len();
+        let r = inv_rms(x, eps);
+        let mut gw_x = 0f32;
+        for ((dx, g), (w, x)) in dx.iter_mut().zip(g).zip(w.iter().zip(x)) {
+            *dx = g * w;
+            gw_x += *dx * x;
+        }
+        let c = r * r * r * gw_x / d as f32;
+        for (dx, x) in dx.iter_mut().zip(x) {
+            *dx = r * *dx - c * x;
+        }
     }
 }
 
 simd_dispatch! {
     /// `acc += g ⊙ x · r`: one row's share of dw in [`backward`].
-    fn weight_grad_row(x: &[f32], g: &[f32], eps: f32, acc: &mut [f32]) => weight_grad_row_body
-}
-
-#[inline(always)]
-fn weight_grad_row_body(x: &[f32], g: &[f32], eps: f32, acc: &mut [f32]) {
-    let r = inv_rms(x, eps);
-    for ((a, x), g) in acc.iter_mut().zip(x).zip(g) {
-        *a += g * x * r;
+    fn weight_grad_row(x: &[f32], g: &[f32], eps: f32, acc: &mut [f32]) {
+        let r = inv_rms(x, eps);
+        for ((a, x), g) in acc.iter_mut().zip(x).zip(g) {
+            *a += g * x * r;
+        }
     }
 }
 

@@ -320,31 +320,25 @@ fn attend(
 
 simd_dispatch! {
     /// `softmax(scale · p + m)` in place.
-    fn softmax_row(p: &mut [f32], m: &[f32], scale: f32) => softmax_row_body
+    fn softmax_row(p: &mut [f32], m: &[f32], scale: f32) {
+        for (p, m) in p.iter_mut().zip(m) {
+            *p = scale * *p + m;
+        }
+        let max = cpu::max(p);
+        p.iter_mut().for_each(|p| *p = cpu::exp(*p - max));
+        let inv = 1.0 / cpu::sum(p);
+        p.iter_mut().for_each(|p| *p *= inv);
+    }
 }
 
 simd_dispatch! {
     /// The score gradient from the probability gradient, in place: `dp ← scale · p ⊙ (dp − p·dp)`.
-    fn softmax_backward_row(p: &[f32], dp: &mut [f32], scale: f32) => softmax_backward_row_body
-}
-
-#[inline(always)]
-fn softmax_backward_row_body(p: &[f32], dp: &mut [f32], scale: f32) {
-    let dot = cpu::dot(p, dp);
-    for (dp, p) in dp.iter_mut().zip(p) {
-        *dp = scale * p * (*dp - dot);
+    fn softmax_backward_row(p: &[f32], dp: &mut [f32], scale: f32) {
+        let dot = cpu::dot(p, dp);
+        for (dp, p) in dp.iter_mut().zip(p) {
+            *dp = scale * p * (*dp - dot);
+        }
     }
-}
-
-#[inline(always)]
-fn softmax_row_body(p: &mut [f32], m: &[f32], scale: f32) {
-    for (p, m) in p.iter_mut().zip(m) {
-        *p = scale * *p + m;
-    }
-    let max = cpu::max(p);
-    p.iter_mut().for_each(|p| *p = cpu::exp(*p - max));
-    let inv = 1.0 / cpu::sum(p);
-    p.iter_mut().for_each(|p| *p *= inv);
 }
 
 /// Gradients of the rotated q (N, K, G·S, E), rotated k and v (N, K, S, E) from the output's

@@ -2,31 +2,33 @@
 //!
 //! The workspace is built for baseline x86-64 (SSE2), so the binary runs anywhere; the loops of
 //! aha's own kernels then vectorise four lanes wide. [`simd_dispatch!`] compiles one
-//! `#[inline(always)]` body three times, for AVX-512, for AVX2 with FMA and for the baseline, and
+//! body three times, for AVX-512, for AVX2 with FMA and for the baseline, and
 //! picks one at run time with [`crate::matmul::Isa::detect`]. The body and everything it inlines
 //! (`cpu::exp`, `cpu::dot`, …) are then vectorised sixteen or eight lanes wide. The results are
 //! the baseline build's bit for bit: Rust neither contracts `a * b + c` into an FMA nor
 //! reassociates sums, and the reductions keep their explicit eight partial sums.
 
-/// `simd_dispatch!(vis fn name(arg: Ty, …) => body_fn);` defines `name`, which calls the
-/// `#[inline(always)]` function `body_fn` with the same arguments, compiled for the best
-/// available instruction set.
+/// `simd_dispatch! { vis fn name(arg: Ty, …) { body } }` defines `name`, whose body is compiled
+/// inline three times (AVX-512, AVX2 + FMA, baseline) and run with the best this CPU has.
 macro_rules! simd_dispatch {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:path) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx512($($arg: $ty),*) {
-                    $body($($arg),*)
+                    body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
+                    body($($arg),*)
                 }
                 match $crate::matmul::Isa::detect() {
                     // SAFETY: `detect` found these features on this CPU.
@@ -35,7 +37,7 @@ macro_rules! simd_dispatch {
                     $crate::matmul::Isa::Portable => {}
                 }
             }
-            $body($($arg),*)
+            body($($arg),*)
         }
     };
 }
@@ -47,7 +49,9 @@ mod tests {
     use super::super::cpu;
 
     simd_dispatch! {
-        fn kernel(x: &[f32], y: &mut [f32], out: &mut f32) => kernel_body
+        fn kernel(x: &[f32], y: &mut [f32], out: &mut f32) {
+            kernel_body(x, y, out)
+        }
     }
 
     /// What aha's kernels do: elementwise exp and products, 8-lane sums and dot products.

@@ -47,13 +47,10 @@ pub(super) fn packed_forward(gu: &[f32], f: usize) -> Vec<f32> {
 
 simd_dispatch! {
     /// `y = silu(gate) ⊙ up` over equal-length slices.
-    fn gated(gate: &[f32], up: &[f32], y: &mut [f32]) => gated_body
-}
-
-#[inline(always)]
-fn gated_body(gate: &[f32], up: &[f32], y: &mut [f32]) {
-    for ((y, a), b) in y.iter_mut().zip(gate).zip(up) {
-        *y = a * sigmoid(*a) * b;
+    fn gated(gate: &[f32], up: &[f32], y: &mut [f32]) {
+        for ((y, a), b) in y.iter_mut().zip(gate).zip(up) {
+            *y = a * sigmoid(*a) * b;
+        }
     }
 }
 
@@ -65,18 +62,15 @@ simd_dispatch! {
         g: &[f32],
         dgate: &mut [f32],
         dup: &mut [f32],
-    ) => gated_backward_body
-}
-
-#[inline(always)]
-fn gated_backward_body(gate: &[f32], up: &[f32], g: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
-    let f = gate.len();
-    let (up, g, dgate, dup) = (&up[..f], &g[..f], &mut dgate[..f], &mut dup[..f]);
-    for i in 0..f {
-        let (a, b) = (gate[i], up[i]);
-        let sg = sigmoid(a);
-        dgate[i] = g[i] * b * sg * (1.0 + a * (1.0 - sg));
-        dup[i] = g[i] * a * sg;
+    ) {
+        let f = gate.len();
+        let (up, g, dgate, dup) = (&up[..f], &g[..f], &mut dgate[..f], &mut dup[..f]);
+        for i in 0..f {
+            let (a, b) = (gate[i], up[i]);
+            let sg = sigmoid(a);
+            dgate[i] = g[i] * b * sg * (1.0 + a * (1.0 - sg));
+            dup[i] = g[i] * a * sg;
+        }
     }
 }
 
