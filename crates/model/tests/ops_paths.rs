@@ -288,6 +288,30 @@ fn decoder_layer_matches_the_composed_layer() {
     );
 }
 
+/// The fused attention kernel hands its saved activations to the first backward (so a deep
+/// model's peak is not activations plus gradients): a second backward through the same graph is a
+/// clear error, not gradients from freed state.
+#[test]
+fn a_second_backward_through_a_fused_graph_is_an_error() {
+    use aha_model::ops::Heads;
+    let mut r = ChaCha8Rng::seed_from_u64(11);
+    let (n, s, e) = (1, 5, 4);
+    let heads = Heads {
+        q: 2,
+        kv: 1,
+        dim: e,
+    };
+    let qkv = Var::from_tensor(&random(&mut r, &[n, s, 4 * e], 1.0)).unwrap();
+    let angles = random(&mut r, &[n, s, e / 2], 3.0);
+    let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+    let mask = causal_with_padding(n, s);
+    let y = fused::rope_attention(qkv.as_tensor(), &cos, &sin, &mask, heads, 0.5).unwrap();
+    let loss = y.sum_all().unwrap();
+    assert!(loss.backward().unwrap().get(qkv.as_tensor()).is_some());
+    let err = loss.backward().unwrap_err().to_string();
+    assert!(err.contains("second backward"), "{err}");
+}
+
 #[test]
 fn swiglu_packed_paths_agree() {
     let mut r = ChaCha8Rng::seed_from_u64(9);

@@ -43,6 +43,37 @@ pub(crate) fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&
     }
 }
 
+/// What a forward keeps for its backward. The backward takes it, so a layer's activations are
+/// freed as soon as its gradient is computed rather than when the whole graph is dropped: with
+/// many layers the peak of a backward pass is then about the larger of the activations and the
+/// gradients, not their sum. A graph can therefore be differentiated once.
+pub(crate) struct Stash<T>(std::sync::Mutex<Option<T>>);
+
+impl<T> Stash<T> {
+    pub(crate) fn new() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+
+    pub(crate) fn put(&self, value: T, op: &str) -> Result<()> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            bail!("{op}: forward ran twice on one node");
+        }
+        *slot = Some(value);
+        Ok(())
+    }
+
+    pub(crate) fn take(&self, op: &str) -> Result<T> {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(v) => Ok(v),
+            None => bail!(
+                "{op}: backward without a forward, or a second backward through one graph (the \
+                 first released the saved activations; run the forward again)"
+            ),
+        }
+    }
+}
+
 /// Run `f` on the f32 data of a CPU tensor, copying it to a contiguous layout first if needed.
 /// Backward passes use this: their inputs are tensors, not storages.
 pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {

@@ -16,8 +16,6 @@
 //! [`super::rope_attention`], [`super::swiglu`], GEMMs from [`super::dense`]). The residual
 //! additions are folded into the GEMMs (they start from x and h).
 
-use std::sync::OnceLock;
-
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::dense::{self, View};
@@ -93,7 +91,7 @@ pub fn decoder_layer(
         shape,
         eps: eps as f32,
         scale: 1.0 / (heads.dim as f32).sqrt(),
-        saved: OnceLock::new(),
+        saved: cpu::Stash::new(),
     };
     x.contiguous()?.apply_op2(&params, op)
 }
@@ -172,7 +170,7 @@ struct DecoderLayer {
     shape: ParamShape,
     eps: f32,
     scale: f32,
-    saved: OnceLock<Saved>,
+    saved: cpu::Stash<Saved>,
 }
 
 /// The forward's intermediates, (N·S, width) row-major.
@@ -277,11 +275,12 @@ impl DecoderLayer {
         (y, saved)
     }
 
-    /// `(dx, dparams)` for the incoming gradient `dy` (N·S, D).
+    /// `(dx, dparams)` for the incoming gradient `dy` (N·S, D). Each saved activation is dropped
+    /// once its last use is past, so the layer's transient peak shrinks as it goes.
     #[allow(clippy::too_many_arguments)]
     fn backward(
         &self,
-        s: &Saved,
+        s: Saved,
         x: &[f32],
         p: &[f32],
         dy: &[f32],
@@ -293,28 +292,45 @@ impl DecoderLayer {
         let m = x.len() / d;
         let mut dp = vec![0f32; at.end];
         let mut put = |off: usize, g: &[f32]| dp[off..off + g.len()].copy_from_slice(g);
+        let Saved {
+            a,
+            attention,
+            o,
+            h,
+            c: cn,
+            gu,
+            u,
+        } = s;
 
         // y = h + u·Wdᵀ
-        put(at.down, &t_times(dy, &s.u, (d, m, f)));
+        put(at.down, &t_times(dy, &u, (d, m, f)));
+        drop(u);
         let du = times(dy, &p[at.down..at.down + d * f], (m, d, f));
         // u = swiglu(c·[Wg; Wu]ᵀ)
-        let dgu = swiglu::packed_backward(&s.gu, &du, f);
-        put(at.gate_up, &t_times(&dgu, &s.c, (2 * f, m, d)));
+        let dgu = swiglu::packed_backward(&gu, &du, f);
+        drop((gu, du));
+        put(at.gate_up, &t_times(&dgu, &cn, (2 * f, m, d)));
+        drop(cn);
         let dc = times(&dgu, &p[at.gate_up..at.gate_up + 2 * f * d], (m, 2 * f, d));
+        drop(dgu);
         // c = rms(h)·w_post; dh collects the residual path too.
         let w_post = &p[at.post_norm..at.post_norm + d];
-        let (mut dh, dw_post) = rms_norm::backward(&s.h, w_post, &dc, self.eps);
+        let (mut dh, dw_post) = rms_norm::backward(&h, w_post, &dc, self.eps);
+        drop((h, dc));
         put(at.post_norm, &dw_post);
         dh.iter_mut().zip(dy).for_each(|(a, b)| *a += b);
         // h = x + o·Woᵀ + bo
-        put(at.o, &t_times(&dh, &s.o, (d, m, he)));
+        put(at.o, &t_times(&dh, &o, (d, m, he)));
+        drop(o);
         if let Some(b) = at.o_bias {
             put(b, &column_sums(&dh, d));
         }
         let dout = times(&dh, &p[at.o..at.o + d * he], (m, d, he));
         // o = rope_attention(qkv), qkv = a·Wqkvᵀ + b
-        let dqkv = rope_attention::backward(&s.attention, &dout, cos, sin, self.dims, self.scale);
-        put(at.qkv, &t_times(&dqkv, &s.a, (c, m, d)));
+        let dqkv = rope_attention::backward(&attention, &dout, cos, sin, self.dims, self.scale);
+        drop((attention, dout));
+        put(at.qkv, &t_times(&dqkv, &a, (c, m, d)));
+        drop(a);
         if let Some(b) = at.qkv_bias {
             put(b, &column_sums(&dqkv, c));
         }
@@ -348,9 +364,7 @@ impl CustomOp2 for DecoderLayer {
                 cpu::with_f32(&self.mask, name, |m| Ok(self.forward(x, p, c, sn, m)))
             })
         })?;
-        if self.saved.set(saved).is_err() {
-            bail!("{name}: forward ran twice on one node");
-        }
+        self.saved.put(saved, name)?;
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -362,9 +376,7 @@ impl CustomOp2 for DecoderLayer {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let name = self.name();
-        let Some(saved) = self.saved.get() else {
-            bail!("{name}: backward before forward");
-        };
+        let saved = self.saved.take(name)?;
         let (dx, dp) = cpu::with_f32(x, name, |xs| {
             cpu::with_f32(params, name, |p| {
                 cpu::with_f32(g, name, |dy| {

@@ -16,9 +16,7 @@
 //! Backward, per group: `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = scale · P ⊙ (dP − Σ dP⊙P)`,
 //! `dQ = dS·K`, `dK = dSᵀ·Q`; then dQ and dK are rotated back by −θ into the packed gradient.
 
-use std::sync::OnceLock;
-
-use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::attention::heads_to_tokens;
@@ -58,7 +56,7 @@ pub fn rope_attention(
         mask: mask.contiguous()?,
         dims: Dims::new(n, s, heads, mask.dims()[0]),
         scale: scale as f32,
-        saved: OnceLock::new(),
+        saved: cpu::Stash::new(),
     };
     qkv.contiguous()?.apply_op1(op)
 }
@@ -103,7 +101,7 @@ struct RopeAttention {
     mask: Tensor,
     dims: Dims,
     scale: f32,
-    saved: OnceLock<Saved>,
+    saved: cpu::Stash<Saved>,
 }
 
 /// What the forward keeps for the backward, per group (sequence, key head).
@@ -134,20 +132,16 @@ impl CustomOp1 for RopeAttention {
                 })
             })
         })?;
-        if self.saved.set(saved).is_err() {
-            bail!("{}: forward ran twice on one node", self.name());
-        }
+        self.saved.put(saved, self.name())?;
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.s, d.h * d.e))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let Some(saved) = self.saved.get() else {
-            bail!("{}: backward before forward", self.name());
-        };
+        let saved = self.saved.take(self.name())?;
         let dx = cpu::with_f32(grad, self.name(), |go| {
             cpu::with_f32(&self.cos, self.name(), |c| {
                 cpu::with_f32(&self.sin, self.name(), |sn| {
-                    Ok(backward(saved, go, c, sn, self.dims, self.scale))
+                    Ok(backward(&saved, go, c, sn, self.dims, self.scale))
                 })
             })
         })?;
