@@ -121,7 +121,7 @@ impl CustomOp3 for Attention {
 
 /// (N, H, S, E) → (N, S, H, E)
 pub(super) fn heads_to_tokens(o: &[f32], s: usize, h: usize, e: usize) -> Vec<f32> {
-    let mut y = vec![0f32; o.len()];
+    let mut y = cpu::zeros(o.len());
     cpu::for_each_row(&mut y, h * e, |row, y| {
         let (b, t) = (row / s, row % s);
         for (head, y) in y.chunks_exact_mut(e).enumerate() {
@@ -140,7 +140,7 @@ fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f32, s: usize) -> Resul
     let mask_rows = mask.dims()[0] * s;
     let y = cpu::with_f32(scores, "attention", |x| {
         cpu::with_f32(mask, "attention", |m| {
-            let mut y = vec![0f32; x.len()];
+            let mut y = cpu::zeros(x.len());
             cpu::for_each_row(&mut y, l, |r, y| {
                 let mrow = ((r / per_batch) * s + r % s) % mask_rows;
                 let (x, m) = (&x[r * l..(r + 1) * l], &m[mrow * l..(mrow + 1) * l]);

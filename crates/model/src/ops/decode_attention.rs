@@ -39,7 +39,7 @@ pub fn decode_attention(
     let (q, mask) = (q.contiguous()?, mask.contiguous()?);
     let (k, v) = (heads_contiguous(k)?, heads_contiguous(v)?);
     let g = h / kh;
-    let mut out = vec![0f32; n * s * h * e];
+    let mut out = cpu::zeros(n * s * h * e);
     cpu::with_f32(&q, "decode_attention", |qs| {
         cpu::with_f32(&mask, "decode_attention", |ms| {
             with_strided(&k, |ks, kl| {

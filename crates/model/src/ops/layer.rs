@@ -290,7 +290,7 @@ impl DecoderLayer {
         let ParamShape { d, c, he, f, .. } = self.shape;
         let at = self.shape.offsets();
         let m = x.len() / d;
-        let mut dp = vec![0f32; at.end];
+        let mut dp = cpu::zeros(at.end);
         let mut put = |off: usize, g: &[f32]| dp[off..off + g.len()].copy_from_slice(g);
         let Saved {
             a,

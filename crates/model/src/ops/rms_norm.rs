@@ -36,7 +36,7 @@ fn inv_rms(x: &[f32], eps: f32) -> f32 {
 /// `y = x · r · w` for rows of x (_, D), w (D).
 pub(super) fn forward(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
     let d = w.len();
-    let mut y = vec![0f32; x.len()];
+    let mut y = cpu::zeros(x.len());
     cpu::for_each_row(&mut y, d, |i, y| {
         forward_row(&x[i * d..(i + 1) * d], w, eps, y)
     });
@@ -84,7 +84,7 @@ simd_dispatch! {
 pub(super) fn backward(xs: &[f32], ws: &[f32], gs: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
     let d = ws.len();
     let row = |i: usize| (&xs[i * d..(i + 1) * d], &gs[i * d..(i + 1) * d]);
-    let mut dx = vec![0f32; xs.len()];
+    let mut dx = cpu::zeros(xs.len());
     cpu::for_each_row(&mut dx, d, |i, dx| {
         let (x, g) = row(i);
         backward_row(x, ws, g, eps, dx);

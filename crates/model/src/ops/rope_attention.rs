@@ -201,9 +201,9 @@ fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32], sign: f32) {
 /// Packed (N, S, C) → rotated q (N, K, G·S, E), rotated k and v (N, K, S, E).
 fn gather(x: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (s, h, kh, e, g, c, half) = (d.s, d.h, d.kh, d.e, d.g(), d.c(), d.e / 2);
-    let mut q = vec![0f32; d.groups() * g * s * e];
-    let mut k = vec![0f32; d.groups() * s * e];
-    let mut v = vec![0f32; d.groups() * s * e];
+    let mut q = cpu::zeros(d.groups() * g * s * e);
+    let mut k = cpu::zeros(d.groups() * s * e);
+    let mut v = cpu::zeros(d.groups() * s * e);
     q.par_chunks_mut(g * s * e)
         .zip(k.par_chunks_mut(s * e))
         .zip(v.par_chunks_mut(s * e))
@@ -269,8 +269,8 @@ fn attend(
 ) -> (Vec<f32>, Vec<f32>) {
     let (s, kh, e, g) = (d.s, d.kh, d.e, d.g());
     let gs = g * s;
-    let mut probs = vec![0f32; d.groups() * gs * s];
-    let mut out = vec![0f32; d.groups() * gs * e];
+    let mut probs = cpu::zeros(d.groups() * gs * s);
+    let mut out = cpu::zeros(d.groups() * gs * e);
     probs
         .par_chunks_mut(gs * s)
         .zip(out.par_chunks_mut(gs * e))
@@ -345,9 +345,9 @@ fn attend_backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (s, h, kh, e, g) = (d.s, d.h, d.kh, d.e, d.g());
     let gs = g * s;
-    let mut dq = vec![0f32; d.groups() * gs * e];
-    let mut dk = vec![0f32; d.groups() * s * e];
-    let mut dv = vec![0f32; d.groups() * s * e];
+    let mut dq = cpu::zeros(d.groups() * gs * e);
+    let mut dk = cpu::zeros(d.groups() * s * e);
+    let mut dv = cpu::zeros(d.groups() * s * e);
     dq.par_chunks_mut(gs * e)
         .zip(dk.par_chunks_mut(s * e))
         .zip(dv.par_chunks_mut(s * e))
@@ -399,7 +399,7 @@ fn attend_backward(
 fn scatter(dq: &[f32], dk: &[f32], dv: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> Vec<f32> {
     let (s, h, kh, e, g, c, half) = (d.s, d.h, d.kh, d.e, d.g(), d.c(), d.e / 2);
     let gs = g * s;
-    let mut dx = vec![0f32; d.n * s * c];
+    let mut dx = cpu::zeros(d.n * s * c);
     cpu::for_each_row(&mut dx, c, |at, out| {
         let (b, t) = (at / s, at % s);
         let (cs, sn) = (

@@ -37,7 +37,7 @@ struct SwiGluPacked;
 
 /// `silu(gate) ⊙ up` for rows of gu (_, 2F) = [gate | up] → (_, F).
 pub(super) fn packed_forward(gu: &[f32], f: usize) -> Vec<f32> {
-    let mut y = vec![0f32; gu.len() / 2];
+    let mut y = cpu::zeros(gu.len() / 2);
     cpu::for_each_row(&mut y, f, |r, y| {
         let (gate, up) = gu[r * 2 * f..(r + 1) * 2 * f].split_at(f);
         gated(gate, up, y);
@@ -77,7 +77,7 @@ simd_dispatch! {
 /// The gradient (_, 2F) of [`packed_forward`] for the incoming gradient g (_, F).
 pub(super) fn packed_backward(gu: &[f32], g: &[f32], f: usize) -> Vec<f32> {
     let two_f = 2 * f;
-    let mut dgu = vec![0f32; gu.len()];
+    let mut dgu = cpu::zeros(gu.len());
     cpu::for_each_row(&mut dgu, two_f, |r, d| {
         let (gate, up) = gu[r * two_f..(r + 1) * two_f].split_at(f);
         let g = &g[r * f..(r + 1) * f];
