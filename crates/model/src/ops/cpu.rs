@@ -88,6 +88,27 @@ pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result
     }
 }
 
+/// [`with_f32`] over several tensors at once (a layer's weights).
+pub(crate) fn with_f32_all<R>(
+    ts: &[Tensor],
+    op: &str,
+    f: impl FnOnce(&[&[f32]]) -> Result<R>,
+) -> Result<R> {
+    let ts = ts
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<Result<Vec<_>>>()?;
+    let reads: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(reads.len());
+    for ((storage, layout), t) in reads.iter().zip(&ts) {
+        match &**storage {
+            Storage::Cpu(s) => slices.push(f32_slice(s, layout, op)?),
+            _ => bail!("{op}: runs on the CPU only, not on {:?}", t.device()),
+        }
+    }
+    f(&slices)
+}
+
 /// Like [`with_f32`] for u32 index tensors.
 pub(crate) fn with_u32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[u32]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;

@@ -76,6 +76,41 @@ pub(crate) fn matmul(
     y
 }
 
+/// `[a·b₁ | a·b₂]`: two products of one left operand, each (m, n), side by side in a new
+/// (m, 2n) row-major buffer (a layer's gate and up projections, without packing their weights).
+pub(crate) fn matmul_side_by_side(
+    a: View,
+    [b1, b2]: [View; 2],
+    (m, k, n): (usize, usize, usize),
+    threads: usize,
+) -> Vec<f32> {
+    assert!(
+        a.fits(m, k) && b1.fits(k, n) && b2.fits(k, n),
+        "gemm operands out of bounds"
+    );
+    let mut y = Vec::with_capacity(2 * m * n);
+    if k == 0 {
+        y.resize(2 * m * n, 0.0);
+        return y;
+    }
+    // SAFETY: as in `matmul`; the two calls write the disjoint column ranges [0, n) and [n, 2n)
+    // of every row, so together they initialise all 2·m·n elements.
+    unsafe {
+        raw(a, b1, (m, k, n), y.as_mut_ptr(), 2 * n, false, threads);
+        raw(
+            a,
+            b2,
+            (m, k, n),
+            y.as_mut_ptr().add(n),
+            2 * n,
+            false,
+            threads,
+        );
+        y.set_len(2 * m * n);
+    }
+    y
+}
+
 /// `out = a · b`, or `out += a · b` when `accumulate`; out is (m, n) with row stride `out_rs`.
 pub(crate) fn matmul_into(
     a: View,

@@ -2,9 +2,7 @@
 //!
 //! candle's backward gives every node's input a gradient by adding into a fresh zero tensor, so
 //! each reshape, residual add and op of a composed layer costs a zero fill and an addition over
-//! an activation; at the reference training shape that was ~15% of the step. Here the layer's
-//! weights are stacked into one flat parameter vector (a `cat`, whose backward hands each weight
-//! its slice), and one node runs
+//! an activation; at the reference training shape that was ~15% of the step. Here one node runs
 //!
 //! ```text
 //! a = rms(x)·w_in            qkv = a·Wqkvᵀ + b       o = rope_attention(qkv)
@@ -15,8 +13,18 @@
 //! walks the same lines in reverse with the kernels of the single ops ([`super::rms_norm`],
 //! [`super::rope_attention`], [`super::swiglu`], GEMMs from [`super::dense`]). The residual
 //! additions are folded into the GEMMs (they start from x and h).
+//!
+//! The node's second input is an *anchor*: a one-element tensor computed from every weight by a
+//! chain of [`Link`] nodes, two weights each (candle's custom ops take at most three inputs).
+//! The layer reads its weights in place and its backward leaves each weight's gradient in a
+//! shared slot, which the links (later in candle's backward order) hand to their weights. Stacking
+//! the weights into one input instead (a `cat` of flattened weights) copied every weight at each
+//! forward, held that copy (1.4 GB for a 0.5B model) until the backward, and cost two extra
+//! zero-fill-and-add passes per weight gradient in candle's backward.
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::dense::{self, View};
 use super::linear::column_sums;
@@ -50,124 +58,248 @@ pub fn decoder_layer(
     eps: f64,
 ) -> Result<Tensor> {
     let (n, s, d) = x.dims3()?;
-    let f = w.gate.dim(0)?;
-    let shape = ParamShape {
+    let sizes = Sizes {
         d,
-        c: (heads.q + 2 * heads.kv) * heads.dim,
         he: heads.q * heads.dim,
-        f,
-        qkv_bias: w.qkv_bias.is_some(),
-        o_bias: w.o_bias.is_some(),
+        kve: heads.kv * heads.dim,
+        f: w.gate.dim(0)?,
     };
-    let mut parts = vec![w.input_norm.clone(), flat(w.q)?, flat(w.k)?, flat(w.v)?];
-    if let Some(b) = w.qkv_bias {
-        parts.extend(b.iter().map(|b| (*b).clone()));
-    }
-    parts.push(flat(w.o)?);
-    parts.extend(w.o_bias.cloned());
-    parts.extend([
-        w.post_norm.clone(),
-        flat(w.gate)?,
-        flat(w.up)?,
-        flat(w.down)?,
-    ]);
-    let params = Tensor::cat(&parts, 0)?;
-    if params.elem_count() != shape.len() {
-        bail!(
-            "decoder_layer: weights hold {} values, a layer with hidden {d}, {} query and {} \
-             key heads of {} and MLP {f} holds {}",
-            params.elem_count(),
-            heads.q,
-            heads.kv,
-            heads.dim,
-            shape.len()
-        );
-    }
+    let (weights, slots) = w.list();
+    sizes.check(&weights, &slots, heads)?;
+    let grads = Arc::new(GradSlot(Mutex::new(vec![None; weights.len()])));
+    let anchor = anchor(&weights, &grads)?;
     let op = DecoderLayer {
+        weights,
+        slots,
+        grads,
         cos: cos.contiguous()?,
         sin: sin.contiguous()?,
         mask: mask.contiguous()?,
         dims: Dims::new(n, s, heads, mask.dim(0)?),
-        shape,
+        sizes,
         eps: eps as f32,
         scale: 1.0 / (heads.dim as f32).sqrt(),
         saved: cpu::Stash::new(),
     };
-    x.contiguous()?.apply_op2(&params, op)
+    x.contiguous()?.apply_op2(&anchor, op)
 }
 
-fn flat(t: &Tensor) -> Result<Tensor> {
-    t.flatten_all()
-}
-
-/// Where each weight sits in the flat parameter vector.
+/// Where each weight sits in the layer's weight list.
 #[derive(Debug, Clone, Copy)]
-struct ParamShape {
-    d: usize,
-    /// Packed q/k/v width (H + 2K)·E.
-    c: usize,
-    /// Attention output width H·E.
-    he: usize,
-    f: usize,
-    qkv_bias: bool,
-    o_bias: bool,
-}
-
-/// Offsets of each weight in the flat vector.
-struct Offsets {
+struct Slots {
     input_norm: usize,
-    qkv: usize,
-    qkv_bias: Option<usize>,
+    q: usize,
+    k: usize,
+    v: usize,
+    qkv_bias: Option<[usize; 3]>,
     o: usize,
     o_bias: Option<usize>,
     post_norm: usize,
-    gate_up: usize,
+    gate: usize,
+    up: usize,
     down: usize,
-    end: usize,
 }
 
-impl ParamShape {
-    fn offsets(&self) -> Offsets {
-        let (d, c, he, f) = (self.d, self.c, self.he, self.f);
-        let qkv = d;
-        let mut at = qkv + c * d;
-        let qkv_bias = self.qkv_bias.then(|| {
-            at += c;
-            at - c
-        });
-        let o = at;
-        at += d * he;
-        let o_bias = self.o_bias.then(|| {
-            at += d;
-            at - d
-        });
-        let post_norm = at;
-        let gate_up = post_norm + d;
-        let down = gate_up + 2 * f * d;
-        Offsets {
-            input_norm: 0,
-            qkv,
-            qkv_bias,
-            o,
-            o_bias,
-            post_norm,
-            gate_up,
-            down,
-            end: down + d * f,
-        }
+impl LayerWeights<'_> {
+    /// The weights as one list (shared handles, no copies), and where each sits in it.
+    fn list(&self) -> (Vec<Tensor>, Slots) {
+        let mut list: Vec<Tensor> = Vec::new();
+        let mut push = |t: &Tensor| {
+            list.push(t.clone());
+            list.len() - 1
+        };
+        let slots = Slots {
+            input_norm: push(self.input_norm),
+            q: push(self.q),
+            k: push(self.k),
+            v: push(self.v),
+            qkv_bias: self.qkv_bias.map(|b| b.map(&mut push)),
+            o: push(self.o),
+            o_bias: self.o_bias.map(&mut push),
+            post_norm: push(self.post_norm),
+            gate: push(self.gate),
+            up: push(self.up),
+            down: push(self.down),
+        };
+        (list, slots)
+    }
+}
+
+/// Hidden size, query and key/value widths (heads × head dim) and MLP width.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    d: usize,
+    he: usize,
+    kve: usize,
+    f: usize,
+}
+
+impl Sizes {
+    /// Packed q/k/v width.
+    fn c(&self) -> usize {
+        self.he + 2 * self.kve
     }
 
-    fn len(&self) -> usize {
-        self.offsets().end
+    /// Every weight has the shape the layer's sizes ask for, and is f32.
+    fn check(&self, weights: &[Tensor], at: &Slots, heads: Heads) -> Result<()> {
+        let Sizes { d, he, kve, f } = *self;
+        let mut want: Vec<(&str, usize, Vec<usize>)> = vec![
+            ("input_norm", at.input_norm, vec![d]),
+            ("q", at.q, vec![he, d]),
+            ("k", at.k, vec![kve, d]),
+            ("v", at.v, vec![kve, d]),
+            ("o", at.o, vec![d, he]),
+            ("post_norm", at.post_norm, vec![d]),
+            ("gate", at.gate, vec![f, d]),
+            ("up", at.up, vec![f, d]),
+            ("down", at.down, vec![d, f]),
+        ];
+        if let Some([q, k, v]) = at.qkv_bias {
+            want.extend([
+                ("q_bias", q, vec![he]),
+                ("k_bias", k, vec![kve]),
+                ("v_bias", v, vec![kve]),
+            ]);
+        }
+        if let Some(b) = at.o_bias {
+            want.push(("o_bias", b, vec![d]));
+        }
+        for (name, i, dims) in want {
+            let w = &weights[i];
+            if w.dims() != dims.as_slice() || w.dtype() != DType::F32 {
+                bail!(
+                    "decoder_layer: `{name}` is {:?} {:?}; a layer with hidden {d}, {} query and \
+                     {} key heads of {} and MLP {f} needs f32 {dims:?}",
+                    w.dtype(),
+                    w.dims(),
+                    heads.q,
+                    heads.kv,
+                    heads.dim
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The weights' gradients, from the layer's backward to the [`Link`]s that hand them on.
+struct GradSlot(Mutex<Vec<Option<Tensor>>>);
+
+impl GradSlot {
+    fn fill(&self, grads: Vec<Tensor>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = grads.into_iter().map(Some).collect();
+    }
+
+    fn take(&self, i: usize) -> Result<Tensor> {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i) {
+            Some(g) => g.take().ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "aha-layer-link: no gradient for weight {i}: the layer's backward has not run"
+                ))
+            }),
+            None => bail!("aha-layer-link: weight {i} is not the layer's"),
+        }
+    }
+}
+
+/// A one-element tensor that depends on every weight, through links of two weights each.
+fn anchor(weights: &[Tensor], grads: &Arc<GradSlot>) -> Result<Tensor> {
+    let mut at = Tensor::zeros(1, DType::F32, weights[0].device())?;
+    for (i, pair) in weights.chunks(2).enumerate() {
+        let link = Link {
+            first: 2 * i,
+            grads: grads.clone(),
+        };
+        at = match pair {
+            [a, b] => at.apply_op3(a, b, link)?,
+            [a] => at.apply_op2(a, link)?,
+            _ => unreachable!("chunks of at most two"),
+        };
+    }
+    Ok(at)
+}
+
+/// One link of the anchor chain: forward, a zero; backward, the gradients the layer left for
+/// weights `first` and `first + 1`.
+struct Link {
+    first: usize,
+    grads: Arc<GradSlot>,
+}
+
+impl Link {
+    fn zero() -> (CpuStorage, Shape) {
+        (CpuStorage::F32(vec![0.0]), Shape::from(1))
+    }
+}
+
+impl CustomOp3 for Link {
+    fn name(&self) -> &'static str {
+        "aha-layer-link"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        Ok(Self::zero())
+    }
+
+    fn bwd(
+        &self,
+        prev: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        Ok((
+            Some(prev.zeros_like()?),
+            Some(self.grads.take(self.first)?),
+            Some(self.grads.take(self.first + 1)?),
+        ))
+    }
+}
+
+impl CustomOp2 for Link {
+    fn name(&self) -> &'static str {
+        "aha-layer-link"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        Ok(Self::zero())
+    }
+
+    fn bwd(
+        &self,
+        prev: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(prev.zeros_like()?), Some(self.grads.take(self.first)?)))
     }
 }
 
 struct DecoderLayer {
+    weights: Vec<Tensor>,
+    slots: Slots,
+    grads: Arc<GradSlot>,
     cos: Tensor,
     sin: Tensor,
     mask: Tensor,
     dims: Dims,
-    shape: ParamShape,
+    sizes: Sizes,
     eps: f32,
     scale: f32,
     saved: cpu::Stash<Saved>,
@@ -177,6 +309,8 @@ struct DecoderLayer {
 struct Saved {
     /// rms(x)·w_in (D).
     a: Vec<f32>,
+    /// [Wq; Wk; Wv], packed for the forward's one GEMM and reused by the backward's.
+    wqkv: Vec<f32>,
     attention: rope_attention::Saved,
     /// Attention output (H·E).
     o: Vec<f32>,
@@ -190,6 +324,10 @@ struct Saved {
     u: Vec<f32>,
 }
 
+fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// `init + a·bᵀ` for a (m, k) and b (n, k) row-major, or `a·bᵀ` without init.
 fn times_t(
     a: &[f32],
@@ -197,32 +335,36 @@ fn times_t(
     (m, k, n): (usize, usize, usize),
     init: Option<Vec<f32>>,
 ) -> Vec<f32> {
-    let threads = rayon::current_num_threads();
-    dense::matmul(
-        View::rows(a, k),
-        View::transposed(b, k),
-        (m, k, n),
-        init,
-        threads,
-    )
+    let (a, b) = (View::rows(a, k), View::transposed(b, k));
+    dense::matmul(a, b, (m, k, n), init, threads())
 }
 
-/// `a·b` for a (m, k) and b (k, n) row-major.
-fn times(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
-    let threads = rayon::current_num_threads();
-    dense::matmul(View::rows(a, k), View::rows(b, n), (m, k, n), None, threads)
+/// `init + a·b` for a (m, k) and b (k, n) row-major.
+fn times(a: View, b: &[f32], (m, k, n): (usize, usize, usize), init: Option<Vec<f32>>) -> Vec<f32> {
+    dense::matmul(a, View::rows(b, n), (m, k, n), init, threads())
 }
 
 /// `aᵀ·b` for a (k, m) and b (k, n) row-major: a weight gradient.
-fn t_times(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
-    let threads = rayon::current_num_threads();
-    dense::matmul(
-        View::transposed(a, m),
-        View::rows(b, n),
-        (m, k, n),
-        None,
-        threads,
-    )
+fn t_times(a: View, b: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
+    dense::matmul(a, View::rows(b, n), (m, k, n), None, threads())
+}
+
+/// Columns `from..from + width` of a row-major matrix with `cols` columns, as (rows, width).
+fn columns(data: &[f32], cols: usize, from: usize) -> View<'_> {
+    View {
+        data: &data[from..],
+        rs: cols,
+        cs: 1,
+    }
+}
+
+/// The transpose of [`columns`]: (width, rows).
+fn columns_t(data: &[f32], cols: usize, from: usize) -> View<'_> {
+    View {
+        data: &data[from..],
+        rs: 1,
+        cs: cols,
+    }
 }
 
 /// Rows of `x` (_, n) plus a bias row.
@@ -237,34 +379,35 @@ impl DecoderLayer {
     fn forward(
         &self,
         x: &[f32],
-        p: &[f32],
+        ws: &[&[f32]],
         cos: &[f32],
         sin: &[f32],
         mask: &[f32],
     ) -> (Vec<f32>, Saved) {
-        let ParamShape { d, c, he, f, .. } = self.shape;
-        let at = self.shape.offsets();
+        let Sizes { d, he, f, .. } = self.sizes;
+        let (at, c) = (self.slots, self.sizes.c());
         let m = x.len() / d;
-        let a = rms_norm::forward(x, &p[at.input_norm..at.input_norm + d], self.eps);
-        let qkv_init = at.qkv_bias.map(|b| p[b..b + c].repeat(m));
-        let qkv = times_t(&a, &p[at.qkv..at.qkv + c * d], (m, d, c), qkv_init);
+        let a = rms_norm::forward(x, ws[at.input_norm], self.eps);
+        let wqkv = [ws[at.q], ws[at.k], ws[at.v]].concat();
+        let qkv_init = at
+            .qkv_bias
+            .map(|[q, k, v]| [ws[q], ws[k], ws[v]].concat().repeat(m));
+        let qkv = times_t(&a, &wqkv, (m, d, c), qkv_init);
         let (o, attention) = rope_attention::forward(&qkv, cos, sin, mask, self.dims, self.scale);
+        drop(qkv);
         let h_init = match at.o_bias {
-            Some(b) => plus_rows(x.to_vec(), &p[b..b + d]),
+            Some(b) => plus_rows(x.to_vec(), ws[b]),
             None => x.to_vec(),
         };
-        let h = times_t(&o, &p[at.o..at.o + d * he], (m, he, d), Some(h_init));
-        let cn = rms_norm::forward(&h, &p[at.post_norm..at.post_norm + d], self.eps);
-        let gu = times_t(
-            &cn,
-            &p[at.gate_up..at.gate_up + 2 * f * d],
-            (m, d, 2 * f),
-            None,
-        );
+        let h = times_t(&o, ws[at.o], (m, he, d), Some(h_init));
+        let cn = rms_norm::forward(&h, ws[at.post_norm], self.eps);
+        let gate_up = [ws[at.gate], ws[at.up]].map(|w| View::transposed(w, d));
+        let gu = dense::matmul_side_by_side(View::rows(&cn, d), gate_up, (m, d, f), threads());
         let u = swiglu::packed_forward(&gu, f);
-        let y = times_t(&u, &p[at.down..at.down + d * f], (m, f, d), Some(h.clone()));
+        let y = times_t(&u, ws[at.down], (m, f, d), Some(h.clone()));
         let saved = Saved {
             a,
+            wqkv,
             attention,
             o,
             h,
@@ -275,25 +418,26 @@ impl DecoderLayer {
         (y, saved)
     }
 
-    /// `(dx, dparams)` for the incoming gradient `dy` (N·S, D). Each saved activation is dropped
-    /// once its last use is past, so the layer's transient peak shrinks as it goes.
+    /// `(dx, dweights)` for the incoming gradient `dy` (N·S, D), the weights' gradients in the
+    /// order of `ws`. Each saved activation is dropped once its last use is past, so the layer's
+    /// transient peak shrinks as it goes.
     #[allow(clippy::too_many_arguments)]
     fn backward(
         &self,
         s: Saved,
         x: &[f32],
-        p: &[f32],
+        ws: &[&[f32]],
         dy: &[f32],
         cos: &[f32],
         sin: &[f32],
-    ) -> (Vec<f32>, Vec<f32>) {
-        let ParamShape { d, c, he, f, .. } = self.shape;
-        let at = self.shape.offsets();
+    ) -> (Vec<f32>, Vec<Vec<f32>>) {
+        let Sizes { d, he, kve, f } = self.sizes;
+        let (at, c) = (self.slots, self.sizes.c());
         let m = x.len() / d;
-        let mut dp = cpu::zeros(at.end);
-        let mut put = |off: usize, g: &[f32]| dp[off..off + g.len()].copy_from_slice(g);
+        let mut dw: Vec<Vec<f32>> = vec![Vec::new(); ws.len()];
         let Saved {
             a,
+            wqkv,
             attention,
             o,
             h,
@@ -303,44 +447,53 @@ impl DecoderLayer {
         } = s;
 
         // y = h + u·Wdᵀ
-        put(at.down, &t_times(dy, &u, (d, m, f)));
+        dw[at.down] = t_times(View::transposed(dy, d), &u, (d, m, f));
         drop(u);
-        let du = times(dy, &p[at.down..at.down + d * f], (m, d, f));
-        // u = swiglu(c·[Wg; Wu]ᵀ)
+        let du = times(View::rows(dy, d), ws[at.down], (m, d, f), None);
+        // u = swiglu([c·Wgᵀ | c·Wuᵀ])
         let dgu = swiglu::packed_backward(&gu, &du, f);
         drop((gu, du));
-        put(at.gate_up, &t_times(&dgu, &cn, (2 * f, m, d)));
+        dw[at.gate] = t_times(columns_t(&dgu, 2 * f, 0), &cn, (f, m, d));
+        dw[at.up] = t_times(columns_t(&dgu, 2 * f, f), &cn, (f, m, d));
         drop(cn);
-        let dc = times(&dgu, &p[at.gate_up..at.gate_up + 2 * f * d], (m, 2 * f, d));
+        let dc = times(columns(&dgu, 2 * f, 0), ws[at.gate], (m, f, d), None);
+        let dc = times(columns(&dgu, 2 * f, f), ws[at.up], (m, f, d), Some(dc));
         drop(dgu);
         // c = rms(h)·w_post; dh collects the residual path too.
-        let w_post = &p[at.post_norm..at.post_norm + d];
-        let (mut dh, dw_post) = rms_norm::backward(&h, w_post, &dc, self.eps);
+        let (mut dh, dw_post) = rms_norm::backward(&h, ws[at.post_norm], &dc, self.eps);
         drop((h, dc));
-        put(at.post_norm, &dw_post);
+        dw[at.post_norm] = dw_post;
         dh.iter_mut().zip(dy).for_each(|(a, b)| *a += b);
         // h = x + o·Woᵀ + bo
-        put(at.o, &t_times(&dh, &o, (d, m, he)));
+        dw[at.o] = t_times(View::transposed(&dh, d), &o, (d, m, he));
         drop(o);
         if let Some(b) = at.o_bias {
-            put(b, &column_sums(&dh, d));
+            dw[b] = column_sums(&dh, d);
         }
-        let dout = times(&dh, &p[at.o..at.o + d * he], (m, d, he));
-        // o = rope_attention(qkv), qkv = a·Wqkvᵀ + b
+        let dout = times(View::rows(&dh, d), ws[at.o], (m, d, he), None);
+        // o = rope_attention(qkv), qkv = a·[Wq; Wk; Wv]ᵀ + b
         let dqkv = rope_attention::backward(&attention, &dout, cos, sin, self.dims, self.scale);
         drop((attention, dout));
-        put(at.qkv, &t_times(&dqkv, &a, (c, m, d)));
+        let mut dwqkv = t_times(View::transposed(&dqkv, c), &a, (c, m, d));
         drop(a);
-        if let Some(b) = at.qkv_bias {
-            put(b, &column_sums(&dqkv, c));
+        dw[at.v] = dwqkv[(he + kve) * d..].to_vec();
+        dw[at.k] = dwqkv[he * d..(he + kve) * d].to_vec();
+        dwqkv.truncate(he * d);
+        dw[at.q] = dwqkv;
+        if let Some([q, k, v]) = at.qkv_bias {
+            let mut db = column_sums(&dqkv, c);
+            dw[v] = db[he + kve..].to_vec();
+            dw[k] = db[he..he + kve].to_vec();
+            db.truncate(he);
+            dw[q] = db;
         }
-        let da = times(&dqkv, &p[at.qkv..at.qkv + c * d], (m, c, d));
+        let da = times(View::rows(&dqkv, c), &wqkv, (m, c, d), None);
+        drop((dqkv, wqkv));
         // a = rms(x)·w_in
-        let w_in = &p[at.input_norm..at.input_norm + d];
-        let (mut dx, dw_in) = rms_norm::backward(x, w_in, &da, self.eps);
-        put(at.input_norm, &dw_in);
+        let (mut dx, dw_in) = rms_norm::backward(x, ws[at.input_norm], &da, self.eps);
+        dw[at.input_norm] = dw_in;
         dx.iter_mut().zip(&dh).for_each(|(a, b)| *a += b);
-        (dx, dp)
+        (dx, dw)
     }
 }
 
@@ -353,15 +506,16 @@ impl CustomOp2 for DecoderLayer {
         &self,
         s1: &CpuStorage,
         l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
+        _anchor: &CpuStorage,
+        _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let x = cpu::f32_slice(s1, l1, name)?;
-        let p = cpu::f32_slice(s2, l2, name)?;
-        let (y, saved) = cpu::with_f32(&self.cos, name, |c| {
-            cpu::with_f32(&self.sin, name, |sn| {
-                cpu::with_f32(&self.mask, name, |m| Ok(self.forward(x, p, c, sn, m)))
+        let (y, saved) = cpu::with_f32_all(&self.weights, name, |ws| {
+            cpu::with_f32(&self.cos, name, |c| {
+                cpu::with_f32(&self.sin, name, |sn| {
+                    cpu::with_f32(&self.mask, name, |m| Ok(self.forward(x, ws, c, sn, m)))
+                })
             })
         })?;
         self.saved.put(saved, name)?;
@@ -371,26 +525,32 @@ impl CustomOp2 for DecoderLayer {
     fn bwd(
         &self,
         x: &Tensor,
-        params: &Tensor,
+        anchor: &Tensor,
         _y: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let name = self.name();
         let saved = self.saved.take(name)?;
-        let (dx, dp) = cpu::with_f32(x, name, |xs| {
-            cpu::with_f32(params, name, |p| {
+        let (dx, dw) = cpu::with_f32_all(&self.weights, name, |ws| {
+            cpu::with_f32(x, name, |xs| {
                 cpu::with_f32(g, name, |dy| {
                     cpu::with_f32(&self.cos, name, |c| {
                         cpu::with_f32(&self.sin, name, |sn| {
-                            Ok(self.backward(saved, xs, p, dy, c, sn))
+                            Ok(self.backward(saved, xs, ws, dy, c, sn))
                         })
                     })
                 })
             })
         })?;
+        let grads = dw
+            .into_iter()
+            .zip(&self.weights)
+            .map(|(g, w)| cpu::tensor_from(g, w.shape(), w))
+            .collect::<Result<Vec<_>>>()?;
+        self.grads.fill(grads);
         Ok((
             Some(cpu::tensor_from(dx, x.shape(), x)?),
-            Some(cpu::tensor_from(dp, params.shape(), params)?),
+            Some(anchor.zeros_like()?),
         ))
     }
 }
