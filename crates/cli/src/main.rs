@@ -42,21 +42,14 @@ fn serial_candle_elementwise() {
     }
 }
 
-/// Run `f` on a worker of rayon's global pool. A parallel op called from outside the pool
-/// queues its job, wakes a worker and blocks the caller until the job is done: ~20 µs per op,
-/// and a decode step calls dozens of them (with one thread, decoding ran no faster on two).
-/// Called from a worker, the op starts on that thread at once and the other workers steal
-/// what they can.
-fn on_rayon_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    // The command runs on a worker's stack, not main's 8 MiB: give the workers 16 MiB. If the
-    // pool already exists (with rayon's default 2 MiB stacks), stay on the main thread.
-    let pool = rayon::ThreadPoolBuilder::new()
+/// Builds rayon's global pool with 16 MiB worker stacks, so a whole command can run on a worker
+/// ([`aha_train::worker`] says why it should) rather than on main's 8 MiB. False if the pool
+/// already existed (with rayon's default 2 MiB stacks).
+fn big_worker_stacks() -> bool {
+    rayon::ThreadPoolBuilder::new()
         .stack_size(16 << 20)
-        .build_global();
-    match pool {
-        Ok(()) => rayon::scope(|_| f()),
-        Err(_) => f(),
-    }
+        .build_global()
+        .is_ok()
 }
 
 fn main() {
@@ -71,11 +64,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = if aha_train::collective::under_launcher() {
-        // MPI is initialised for calls from the main thread only (a job of one rank included).
+    let big_stacks = big_worker_stacks();
+    let result = if aha_train::collective::under_launcher() || !big_stacks {
+        // MPI is initialised for calls from the main thread only (a job of one rank included):
+        // the command stays there, and its generation and gradient passes hop onto workers.
         commands::run(cli, world.clone())
     } else {
-        on_rayon_worker(|| commands::run(cli, world.clone()))
+        aha_train::worker::on_rayon_worker(|| commands::run(cli, world.clone()))
     };
     if let Err(err) = result {
         if world.size() > 1 {

@@ -32,5 +32,6 @@ pub mod sft;
 pub mod sft_config;
 pub mod sft_run;
 pub mod tensorboard;
+pub mod worker;
 
 pub use error::{Error, Result};

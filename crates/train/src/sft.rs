@@ -149,18 +149,21 @@ impl SftTrainer {
             return Err(Error::Shape("SFT batch has no loss tokens".into()));
         }
         let device = self.model.device().clone();
-        let mut acc = GradAccumulator::new();
-        let mut loss_sum = 0.0;
         let mine = shard(seqs.len(), self.comm.rank(), self.comm.size());
-        for chunk in seqs[mine].chunks(self.cfg.micro_batch_size) {
-            let packed = Packed::new(chunk, self.pad_id, &device)?;
-            let mask = packed.loss_mask(which, None)?;
-            let (logp, _) = batch::token_logprobs(&self.model, &packed, 1.0, false)?;
-            // Σ −log p over this micro-batch's loss tokens / the batch's loss tokens.
-            let loss = ((logp * &mask)?.sum_all()?.neg()? / tokens as f64)?;
-            loss_sum += crate::optim::grads::scalar(&loss)?;
-            acc.add(self.model.vars(), &loss.backward()?)?;
-        }
+        let (acc, loss_sum) = crate::worker::on_rayon_worker(|| -> Result<_> {
+            let mut acc = GradAccumulator::new();
+            let mut loss_sum = 0.0;
+            for chunk in seqs[mine].chunks(self.cfg.micro_batch_size) {
+                let packed = Packed::new(chunk, self.pad_id, &device)?;
+                let mask = packed.loss_mask(which, None)?;
+                let (logp, _) = batch::token_logprobs(&self.model, &packed, 1.0, false)?;
+                // Σ −log p over this micro-batch's loss tokens / the batch's loss tokens.
+                let loss = ((logp * &mask)?.sum_all()?.neg()? / tokens as f64)?;
+                loss_sum += crate::optim::grads::scalar(&loss)?;
+                acc.add(self.model.vars(), &loss.backward()?)?;
+            }
+            Ok((acc, loss_sum))
+        })?;
         let mut total = [loss_sum];
         self.comm.sum_f64(&mut total)?;
         let loss_sum = total[0];

@@ -46,6 +46,19 @@ pub fn generate_groups_from(
     params: &SamplingParams,
     stop: Option<&StopMatcher>,
 ) -> Result<Vec<Group>, EngineError> {
+    crate::worker::on_rayon_worker(|| {
+        generate_on_worker(model, prompts, first_prompt_index, g, params, stop)
+    })
+}
+
+fn generate_on_worker(
+    model: &Model,
+    prompts: &[Vec<u32>],
+    first_prompt_index: usize,
+    g: usize,
+    params: &SamplingParams,
+    stop: Option<&StopMatcher>,
+) -> Result<Vec<Group>, EngineError> {
     params.validate()?;
     if g == 0 {
         return Err(EngineError::Params(

@@ -24,6 +24,7 @@ use crate::batch::{self, LossTokens, Packed, SeqRef};
 use crate::collective::{sum_gradients, Collective, Single};
 use crate::config::GrpoConfig;
 use crate::optim::{grads::scalar, GradAccumulator, Updater};
+use crate::worker::on_rayon_worker;
 use crate::Result;
 
 /// One completion as the update sees it.
@@ -137,7 +138,7 @@ pub fn update_shard(
     let plan = plan_batches(seqs, shard, cfg.minibatches, cfg.micro_batch_size);
     let all_totals = minibatch_totals(seqs, &plan, ctx.max_new_tokens, comm)?;
     let reference_logprobs = match (reference, cfg.beta > 0.0) {
-        (Some(r), true) => Some(reference_logprobs(r, seqs, &plan, ctx)?),
+        (Some(r), true) => Some(on_rayon_worker(|| reference_logprobs(r, seqs, &plan, ctx))?),
         _ => None,
     };
     let mut first = PassTotals::default();
@@ -152,8 +153,9 @@ pub fn update_shard(
                     _ => Stats::Skip,
                 },
             };
-            let (loss_value, acc) =
-                minibatch_gradients(policy, seqs, &minibatch, &settings, &mut first)?;
+            let (loss_value, acc) = on_rayon_worker(|| {
+                minibatch_gradients(policy, seqs, &minibatch, &settings, &mut first)
+            })?;
             optimizer_step(policy, updater, comm, loss_value, acc, &mut stats)?;
         }
     }
