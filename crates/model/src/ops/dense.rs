@@ -234,4 +234,26 @@ mod tests {
         let shifted: Vec<f32> = want.iter().map(|w| w + 1.0).collect();
         assert!(close(&y, &shifted));
     }
+
+    #[test]
+    fn side_by_side_products_fill_both_halves_of_each_row() {
+        let (m, k, n) = (29, 13, 17);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 3 % 7) as f32 - 3.0) / 2.0)
+            .collect();
+        let b1: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        let b2: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
+            .collect();
+        let (w1, w2) = (naive(&a, &b1, m, k, n), naive(&a, &b2, m, k, n));
+        for threads in [1, 2] {
+            let bs = [View::rows(&b1, n), View::rows(&b2, n)];
+            let y = matmul_side_by_side(View::rows(&a, k), bs, (m, k, n), threads);
+            let left: Vec<f32> = y.chunks(2 * n).flat_map(|r| r[..n].to_vec()).collect();
+            let right: Vec<f32> = y.chunks(2 * n).flat_map(|r| r[n..].to_vec()).collect();
+            assert!(close(&left, &w1) && close(&right, &w2));
+        }
+    }
 }
