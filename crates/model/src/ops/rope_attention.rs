@@ -2,8 +2,9 @@
 //!
 //! Training runs the three projections as one GEMM (`[Wq; Wk; Wv]`) and hands its output,
 //! (N, S, (H + 2K)·E), to this op as is. The op rotates q and k, gathers the G query heads that
-//! share a key head into one (G·S, E) block, and computes scores, mask, softmax and the weighted
-//! sum per (sequence, key head) with single-threaded GEMMs, the groups split across threads.
+//! share a key head into one (S·G, E) block (token-major, so a block of query positions is one
+//! block of rows for all G heads), and computes scores, mask, softmax and the weighted sum per
+//! (sequence, key head) with single-threaded GEMMs, the groups split across threads.
 //! Separate linear, rope, transpose and attention nodes cost three GEMM launches, two gradient
 //! additions and six transposing copies forward and back; here there is one gather and one
 //! scatter.
@@ -19,7 +20,6 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::attention::heads_to_tokens;
 use super::cpu;
 use super::dense::{matmul_into, View};
 use super::simd::simd_dispatch;
@@ -106,12 +106,12 @@ struct RopeAttention {
 
 /// What the forward keeps for the backward, per group (sequence, key head).
 pub(super) struct Saved {
-    /// Rotated queries (N, K, G·S, E).
+    /// Rotated queries (N, K, S·G, E): token-major within a group.
     q: Vec<f32>,
     /// Rotated keys and the values (N, K, S, E).
     k: Vec<f32>,
     v: Vec<f32>,
-    /// Probabilities (N, K, G·S, S); zero past each block's extent.
+    /// Probabilities (N, K, S·G, S), rows as the queries'; zero past each block's extent.
     probs: Vec<f32>,
     /// Keys each query position needs, per mask row: (masks, S).
     extent: Vec<usize>,
@@ -161,7 +161,7 @@ pub(super) fn forward(
     let (q, k, v) = gather(x, cos, sin, d);
     let extent = extents(mask, d);
     let (probs, out) = attend(&q, &k, &v, mask, &extent, d, scale);
-    let y = heads_to_tokens(&out, d.s, d.h, d.e);
+    let y = groups_to_tokens(&out, d);
     let saved = Saved {
         q,
         k,
@@ -198,7 +198,7 @@ fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32], sign: f32) {
     }
 }
 
-/// Packed (N, S, C) → rotated q (N, K, G·S, E), rotated k and v (N, K, S, E).
+/// Packed (N, S, C) → rotated q (N, K, S·G, E), rotated k and v (N, K, S, E).
 fn gather(x: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (s, h, kh, e, g, c, half) = (d.s, d.h, d.kh, d.e, d.g(), d.c(), d.e / 2);
     let mut q = cpu::zeros(d.groups() * g * s * e);
@@ -219,7 +219,7 @@ fn gather(x: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>, 
                 );
                 for gg in 0..g {
                     let hh = j * g + gg;
-                    let dst = &mut qg[(gg * s + t) * e..(gg * s + t + 1) * e];
+                    let dst = &mut qg[(t * g + gg) * e..(t * g + gg + 1) * e];
                     rotate(&row[hh * e..(hh + 1) * e], dst, cs, sn, 1.0);
                 }
                 let kcol = (h + j) * e;
@@ -235,6 +235,21 @@ fn gather(x: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>, 
             }
         });
     (q, k, v)
+}
+
+/// Attention outputs (N, K, S·G, E) → (N, S, H·E): token t's G heads of key head j are one
+/// contiguous run in both layouts.
+fn groups_to_tokens(o: &[f32], d: Dims) -> Vec<f32> {
+    let (s, h, kh, e, g) = (d.s, d.h, d.kh, d.e, d.g());
+    let mut y = cpu::zeros(o.len());
+    cpu::for_each_row(&mut y, h * e, |row, y| {
+        let (b, t) = (row / s, row % s);
+        for (j, yj) in y.chunks_exact_mut(g * e).enumerate() {
+            let from = (((b * kh + j) * s + t) * g) * e;
+            yj.copy_from_slice(&o[from..from + g * e]);
+        }
+    });
+    y
 }
 
 /// For each mask row and query position: 1 + the last key it may see, or S if it sees none.
@@ -257,7 +272,9 @@ fn block_extent(extent: &[usize], mask_row: usize, s: usize, s0: usize, s1: usiz
         .unwrap_or(s)
 }
 
-/// Probabilities (N, K, G·S, S) and outputs (N, K, G·S, E) from rotated q, k and v.
+/// Probabilities (N, K, S·G, S) and outputs (N, K, S·G, E) from rotated q, k and v. A group's
+/// rows are token-major (the G heads of token t are rows t·G..(t+1)·G), so one block of query
+/// positions is one block of rows for all G heads: two GEMMs per block, not 2·G.
 fn attend(
     q: &[f32],
     k: &[f32],
@@ -280,33 +297,26 @@ fn attend(
             let qg = &q[gi * gs * e..(gi + 1) * gs * e];
             let kg = &k[gi * s * e..(gi + 1) * s * e];
             let vg = &v[gi * s * e..(gi + 1) * s * e];
-            for gg in 0..g {
-                for s0 in (0..s).step_by(QB) {
-                    let s1 = (s0 + QB).min(s);
-                    let (rows, r0) = (s1 - s0, gg * s + s0);
-                    let lb = block_extent(extent, mb, s, s0, s1);
-                    let qb = View::rows(&qg[r0 * e..], e);
-                    let kt = View::transposed(kg, e);
-                    matmul_into(qb, kt, (rows, e, lb), &mut pg[r0 * s..], s, false);
-                    for t in s0..s1 {
-                        let p = &mut pg[(gg * s + t) * s..(gg * s + t) * s + lb];
-                        let m = &mask[(mb * s + t) * s..(mb * s + t) * s + lb];
-                        softmax_row(p, m, scale);
-                    }
-                    let pb = View {
-                        data: &pg[r0 * s..],
-                        rs: s,
-                        cs: 1,
-                    };
-                    matmul_into(
-                        pb,
-                        View::rows(vg, e),
-                        (rows, lb, e),
-                        &mut og[r0 * e..],
-                        e,
-                        false,
-                    );
+            for s0 in (0..s).step_by(QB) {
+                let s1 = (s0 + QB).min(s);
+                let (rows, r0) = ((s1 - s0) * g, s0 * g);
+                let lb = block_extent(extent, mb, s, s0, s1);
+                let qb = View::rows(&qg[r0 * e..], e);
+                let kt = View::transposed(kg, e);
+                matmul_into(qb, kt, (rows, e, lb), &mut pg[r0 * s..], s, false);
+                for r in 0..rows {
+                    let t = s0 + r / g;
+                    let p = &mut pg[(r0 + r) * s..(r0 + r) * s + lb];
+                    let m = &mask[(mb * s + t) * s..(mb * s + t) * s + lb];
+                    softmax_row(p, m, scale);
                 }
+                let pb = View {
+                    data: &pg[r0 * s..],
+                    rs: s,
+                    cs: 1,
+                };
+                let ob = &mut og[r0 * e..];
+                matmul_into(pb, View::rows(vg, e), (rows, lb, e), ob, e, false);
             }
         });
     (probs, out)
@@ -335,8 +345,8 @@ simd_dispatch! {
     }
 }
 
-/// Gradients of the rotated q (N, K, G·S, E), rotated k and v (N, K, S, E) from the output's
-/// gradient `go` (N, S, H·E).
+/// Gradients of the rotated q (N, K, S·G, E), rotated k and v (N, K, S, E) from the output's
+/// gradient `go` (N, S, H·E), a block of query positions (all G heads) at a time.
 fn attend_backward(
     saved: &Saved,
     go: &[f32],
@@ -359,37 +369,36 @@ fn attend_backward(
             let kg = &saved.k[gi * s * e..(gi + 1) * s * e];
             let vg = &saved.v[gi * s * e..(gi + 1) * s * e];
             let pg = &saved.probs[gi * gs * s..(gi + 1) * gs * s];
-            let mut ds = vec![0f32; QB.min(s) * s];
-            for gg in 0..g {
-                let hh = j * g + gg;
-                for s0 in (0..s).step_by(QB) {
-                    let s1 = (s0 + QB).min(s);
-                    let (rows, r0) = (s1 - s0, gg * s + s0);
-                    let lb = block_extent(&saved.extent, mb, s, s0, s1);
-                    let dout = View {
-                        data: &go[((b * s + s0) * h + hh) * e..],
-                        rs: h * e,
-                        cs: 1,
-                    };
-                    let pt = View {
-                        data: &pg[r0 * s..],
-                        rs: 1,
-                        cs: s,
-                    };
-                    matmul_into(pt, dout, (lb, rows, e), dvg, e, true);
-                    let vt = View::transposed(vg, e);
-                    matmul_into(dout, vt, (rows, e, lb), &mut ds, lb, false);
-                    for r in 0..rows {
-                        let p = &pg[(r0 + r) * s..(r0 + r) * s + lb];
-                        softmax_backward_row(p, &mut ds[r * lb..(r + 1) * lb], scale);
-                    }
-                    let dsb = View::rows(&ds, lb);
-                    let dq_rows = &mut dqg[r0 * e..];
-                    matmul_into(dsb, View::rows(kg, e), (rows, lb, e), dq_rows, e, false);
-                    let dst = View::transposed(&ds, lb);
-                    let qb = View::rows(&qg[r0 * e..], e);
-                    matmul_into(dst, qb, (lb, rows, e), dkg, e, true);
+            // This group's output gradient in its (S·G, E) row order.
+            let mut dog = vec![0f32; gs * e];
+            for (t, rows) in dog.chunks_exact_mut(g * e).enumerate() {
+                let from = ((b * s + t) * h + j * g) * e;
+                rows.copy_from_slice(&go[from..from + g * e]);
+            }
+            let mut ds = vec![0f32; QB.min(s) * g * s];
+            for s0 in (0..s).step_by(QB) {
+                let s1 = (s0 + QB).min(s);
+                let (rows, r0) = ((s1 - s0) * g, s0 * g);
+                let lb = block_extent(&saved.extent, mb, s, s0, s1);
+                let dout = View::rows(&dog[r0 * e..], e);
+                let pt = View {
+                    data: &pg[r0 * s..],
+                    rs: 1,
+                    cs: s,
+                };
+                matmul_into(pt, dout, (lb, rows, e), dvg, e, true);
+                let vt = View::transposed(vg, e);
+                matmul_into(dout, vt, (rows, e, lb), &mut ds, lb, false);
+                for r in 0..rows {
+                    let p = &pg[(r0 + r) * s..(r0 + r) * s + lb];
+                    softmax_backward_row(p, &mut ds[r * lb..(r + 1) * lb], scale);
                 }
+                let dsb = View::rows(&ds, lb);
+                let dq_rows = &mut dqg[r0 * e..];
+                matmul_into(dsb, View::rows(kg, e), (rows, lb, e), dq_rows, e, false);
+                let dst = View::transposed(&ds, lb);
+                let qb = View::rows(&qg[r0 * e..], e);
+                matmul_into(dst, qb, (lb, rows, e), dkg, e, true);
             }
         });
     (dq, dk, dv)
@@ -410,7 +419,7 @@ fn scatter(dq: &[f32], dk: &[f32], dv: &[f32], cos: &[f32], sin: &[f32], d: Dims
             let gi = b * kh + j;
             for gg in 0..g {
                 let hh = j * g + gg;
-                let src = (gi * gs + gg * s + t) * e;
+                let src = (gi * gs + t * g + gg) * e;
                 rotate(
                     &dq[src..src + e],
                     &mut out[hh * e..(hh + 1) * e],
