@@ -86,7 +86,7 @@ impl CustomOp3 for Attention {
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, s, h, e) = self.dims;
-        let y = cpu::with_f32(&self.out, self.name(), |o| Ok(heads_to_tokens(o, s, h, e)))?;
+        let y = cpu::with_f32(&self.out, self.name(), |o| Ok(runs_to_tokens(o, s, h, e)))?;
         Ok((CpuStorage::F32(y), Shape::from(self.dims)))
     }
 
@@ -119,14 +119,16 @@ impl CustomOp3 for Attention {
     }
 }
 
-/// (N, H, S, E) → (N, S, H, E)
-pub(super) fn heads_to_tokens(o: &[f32], s: usize, h: usize, e: usize) -> Vec<f32> {
+/// (N, K, S, R) → (N, S, K·R): each token's run of R values per k, moved token-major. With
+/// R = E it turns head-major attention outputs into tokens; the fused attention's (S·G, E) groups
+/// are runs of R = G·E.
+pub(super) fn runs_to_tokens(o: &[f32], s: usize, k: usize, r: usize) -> Vec<f32> {
     let mut y = cpu::zeros(o.len());
-    cpu::for_each_row(&mut y, h * e, |row, y| {
+    cpu::for_each_row(&mut y, k * r, |row, y| {
         let (b, t) = (row / s, row % s);
-        for (head, y) in y.chunks_exact_mut(e).enumerate() {
-            let src = ((b * h + head) * s + t) * e;
-            y.copy_from_slice(&o[src..src + e]);
+        for (j, y) in y.chunks_exact_mut(r).enumerate() {
+            let src = ((b * k + j) * s + t) * r;
+            y.copy_from_slice(&o[src..src + r]);
         }
     });
     y

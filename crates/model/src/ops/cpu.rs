@@ -64,13 +64,18 @@ impl<T> Stash<T> {
     }
 
     pub(crate) fn take(&self, op: &str) -> Result<T> {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        match self.take_if_kept() {
             Some(v) => Ok(v),
             None => bail!(
                 "{op}: backward without a forward, or a second backward through one graph (the \
                  first released the saved activations; run the forward again)"
             ),
         }
+    }
+
+    /// The value, if the forward kept one (for what a forward keeps only sometimes).
+    pub(crate) fn take_if_kept(&self) -> Option<T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 

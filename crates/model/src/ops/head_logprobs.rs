@@ -10,14 +10,11 @@
 //! those of [`super::linear`], [`super::token_logprobs`] and [`super::entropy`] in sequence: the
 //! same row functions, the temperature applied as candle's scalar division applies it.
 
-use std::sync::Mutex;
-
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 use super::cpu;
 use super::dense::{matmul, View};
-use rayon::prelude::*;
-
 use super::logprobs::{entropy_given, logprob_grad_in_place, max_lse};
 
 /// Logits held at once (32 MB of f32): at least one row per chunk.
@@ -55,7 +52,7 @@ fn chunked(
         inv_t: (1.0 / temperature) as f32,
         scaled: temperature != 1.0,
         with_entropy,
-        kept: Mutex::new(None),
+        kept: cpu::Stash::new(),
     };
     // (M, 2): the logprob, then the entropy (or 0) — one output, so one graph node.
     let out = h.contiguous()?.apply_op2(&w.contiguous()?, op)?;
@@ -76,7 +73,7 @@ struct HeadLogprobs {
     with_entropy: bool,
     /// The tempered logits of all rows when they fit in one chunk, from the forward for the
     /// backward.
-    kept: Mutex<Option<Vec<f32>>>,
+    kept: cpu::Stash<Vec<f32>>,
 }
 
 impl HeadLogprobs {
@@ -140,7 +137,7 @@ impl CustomOp2 for HeadLogprobs {
                 out[2 * (r0 + i) + 1] = e;
             }
             if rows == m {
-                *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(z);
+                self.kept.put(z, self.name())?;
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((m, 2))))
@@ -167,7 +164,7 @@ impl CustomOp2 for HeadLogprobs {
                         let rows = chunk.min(m - r0);
                         // dz = g · (onehot(target) − softmax(z)), then through z = logits / T.
                         let kept = match rows == m {
-                            true => self.kept.lock().unwrap_or_else(|e| e.into_inner()).take(),
+                            true => self.kept.take_if_kept(),
                             false => None,
                         };
                         let mut dz = match kept {

@@ -15,16 +15,16 @@
 //! additions are folded into the GEMMs (they start from x and h).
 //!
 //! The node's second input is an *anchor*: a one-element tensor computed from every weight by a
-//! chain of [`Link`] nodes, two weights each (candle's custom ops take at most three inputs).
+//! chain of [`Link`] nodes, one per weight (candle's custom ops take at most three inputs).
 //! The layer reads its weights in place and its backward leaves each weight's gradient in a
 //! shared slot, which the links (later in candle's backward order) hand to their weights. Stacking
 //! the weights into one input instead (a `cat` of flattened weights) copied every weight at each
 //! forward, held that copy (1.4 GB for a 0.5B model) until the backward, and cost two extra
 //! zero-fill-and-add passes per weight gradient in candle's backward.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 use super::dense::{self, View};
 use super::linear::column_sums;
@@ -66,7 +66,7 @@ pub fn decoder_layer(
     };
     let (weights, slots) = w.list();
     sizes.check(&weights, &slots, heads)?;
-    let grads = Arc::new(GradSlot(Mutex::new(vec![None; weights.len()])));
+    let grads: Arc<[cpu::Stash<Tensor>]> = weights.iter().map(|_| cpu::Stash::new()).collect();
     let anchor = anchor(&weights, &grads)?;
     let op = DecoderLayer {
         weights,
@@ -182,87 +182,25 @@ impl Sizes {
     }
 }
 
-/// The weights' gradients, from the layer's backward to the [`Link`]s that hand them on.
-struct GradSlot(Mutex<Vec<Option<Tensor>>>);
-
-impl GradSlot {
-    fn fill(&self, grads: Vec<Tensor>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = grads.into_iter().map(Some).collect();
-    }
-
-    fn take(&self, i: usize) -> Result<Tensor> {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i) {
-            Some(g) => g.take().ok_or_else(|| {
-                candle_core::Error::Msg(format!(
-                    "aha-layer-link: no gradient for weight {i}: the layer's backward has not run"
-                ))
-            }),
-            None => bail!("aha-layer-link: weight {i} is not the layer's"),
-        }
-    }
-}
-
-/// A one-element tensor that depends on every weight, through links of two weights each.
-fn anchor(weights: &[Tensor], grads: &Arc<GradSlot>) -> Result<Tensor> {
+/// A one-element tensor that depends on every weight, through one [`Link`] per weight; `grads`
+/// holds each weight's gradient from the layer's backward until its link hands it on.
+fn anchor(weights: &[Tensor], grads: &Arc<[cpu::Stash<Tensor>]>) -> Result<Tensor> {
     let mut at = Tensor::zeros(1, DType::F32, weights[0].device())?;
-    for (i, pair) in weights.chunks(2).enumerate() {
+    for (weight, w) in weights.iter().enumerate() {
         let link = Link {
-            first: 2 * i,
+            weight,
             grads: grads.clone(),
         };
-        at = match pair {
-            [a, b] => at.apply_op3(a, b, link)?,
-            [a] => at.apply_op2(a, link)?,
-            _ => unreachable!("chunks of at most two"),
-        };
+        at = at.apply_op2(w, link)?;
     }
     Ok(at)
 }
 
-/// One link of the anchor chain: forward, a zero; backward, the gradients the layer left for
-/// weights `first` and `first + 1`.
+/// One link of the anchor chain: forward, a zero; backward, the gradient the layer left for
+/// weight `weight`.
 struct Link {
-    first: usize,
-    grads: Arc<GradSlot>,
-}
-
-impl Link {
-    fn zero() -> (CpuStorage, Shape) {
-        (CpuStorage::F32(vec![0.0]), Shape::from(1))
-    }
-}
-
-impl CustomOp3 for Link {
-    fn name(&self) -> &'static str {
-        "aha-layer-link"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Ok(Self::zero())
-    }
-
-    fn bwd(
-        &self,
-        prev: &Tensor,
-        _: &Tensor,
-        _: &Tensor,
-        _: &Tensor,
-        _: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        Ok((
-            Some(prev.zeros_like()?),
-            Some(self.grads.take(self.first)?),
-            Some(self.grads.take(self.first + 1)?),
-        ))
-    }
+    weight: usize,
+    grads: Arc<[cpu::Stash<Tensor>]>,
 }
 
 impl CustomOp2 for Link {
@@ -277,7 +215,7 @@ impl CustomOp2 for Link {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        Ok(Self::zero())
+        Ok((CpuStorage::F32(vec![0.0]), Shape::from(1)))
     }
 
     fn bwd(
@@ -287,14 +225,15 @@ impl CustomOp2 for Link {
         _: &Tensor,
         _: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(prev.zeros_like()?), Some(self.grads.take(self.first)?)))
+        let grad = self.grads[self.weight].take(self.name())?;
+        Ok((Some(prev.zeros_like()?), Some(grad)))
     }
 }
 
 struct DecoderLayer {
     weights: Vec<Tensor>,
     slots: Slots,
-    grads: Arc<GradSlot>,
+    grads: Arc<[cpu::Stash<Tensor>]>,
     cos: Tensor,
     sin: Tensor,
     mask: Tensor,
@@ -542,12 +481,9 @@ impl CustomOp2 for DecoderLayer {
                 })
             })
         })?;
-        let grads = dw
-            .into_iter()
-            .zip(&self.weights)
-            .map(|(g, w)| cpu::tensor_from(g, w.shape(), w))
-            .collect::<Result<Vec<_>>>()?;
-        self.grads.fill(grads);
+        for ((g, w), slot) in dw.into_iter().zip(&self.weights).zip(self.grads.iter()) {
+            slot.put(cpu::tensor_from(g, w.shape(), w)?, name)?;
+        }
         Ok((
             Some(cpu::tensor_from(dx, x.shape(), x)?),
             Some(anchor.zeros_like()?),

@@ -20,6 +20,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::attention::runs_to_tokens;
 use super::cpu;
 use super::dense::{matmul_into, View};
 use super::simd::simd_dispatch;
@@ -161,7 +162,8 @@ pub(super) fn forward(
     let (q, k, v) = gather(x, cos, sin, d);
     let extent = extents(mask, d);
     let (probs, out) = attend(&q, &k, &v, mask, &extent, d, scale);
-    let y = groups_to_tokens(&out, d);
+    // (N, K, S·G, E) → (N, S, H·E): token t's G heads of key head j are one run of G·E.
+    let y = runs_to_tokens(&out, d.s, d.kh, d.g() * d.e);
     let saved = Saved {
         q,
         k,
@@ -235,21 +237,6 @@ fn gather(x: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>, 
             }
         });
     (q, k, v)
-}
-
-/// Attention outputs (N, K, S·G, E) → (N, S, H·E): token t's G heads of key head j are one
-/// contiguous run in both layouts.
-fn groups_to_tokens(o: &[f32], d: Dims) -> Vec<f32> {
-    let (s, h, kh, e, g) = (d.s, d.h, d.kh, d.e, d.g());
-    let mut y = cpu::zeros(o.len());
-    cpu::for_each_row(&mut y, h * e, |row, y| {
-        let (b, t) = (row / s, row % s);
-        for (j, yj) in y.chunks_exact_mut(g * e).enumerate() {
-            let from = (((b * kh + j) * s + t) * g) * e;
-            yj.copy_from_slice(&o[from..from + g * e]);
-        }
-    });
-    y
 }
 
 /// For each mask row and query position: 1 + the last key it may see, or S if it sees none.

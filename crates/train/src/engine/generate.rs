@@ -46,19 +46,6 @@ pub fn generate_groups_from(
     params: &SamplingParams,
     stop: Option<&StopMatcher>,
 ) -> Result<Vec<Group>, EngineError> {
-    crate::worker::on_rayon_worker(|| {
-        generate_on_worker(model, prompts, first_prompt_index, g, params, stop)
-    })
-}
-
-fn generate_on_worker(
-    model: &Model,
-    prompts: &[Vec<u32>],
-    first_prompt_index: usize,
-    g: usize,
-    params: &SamplingParams,
-    stop: Option<&StopMatcher>,
-) -> Result<Vec<Group>, EngineError> {
     params.validate()?;
     if g == 0 {
         return Err(EngineError::Params(
@@ -77,35 +64,37 @@ fn generate_on_worker(
     // The last sampled token is never fed back, so it needs no slot.
     let capacity = longest + params.max_new_tokens - 1;
     check_memory(cfg, b, g, capacity, params.max_cache_bytes)?;
-
-    let mut cache = model.new_cache(b, capacity)?;
-    let logits = prefill(&model, prompts, &mut cache)?; // (B, V)
-    let live: Vec<Row> = (0..b)
-        .flat_map(|p| {
-            (0..g).map(move |s| Row {
-                prompt: p,
-                sample: s,
-                prompt_len: prompts[p].len(),
-                ids: Vec::with_capacity(params.max_new_tokens),
-                logprobs: Vec::with_capacity(params.max_new_tokens),
-                rng: completion_rng(params.seed, first_prompt_index + p, s),
-                finish: None,
+    // Prefill and decode on a rayon worker ([`crate::worker`]).
+    crate::worker::on_rayon_worker(|| {
+        let mut cache = model.new_cache(b, capacity)?;
+        let logits = prefill(&model, prompts, &mut cache)?; // (B, V)
+        let live: Vec<Row> = (0..b)
+            .flat_map(|p| {
+                (0..g).map(move |s| Row {
+                    prompt: p,
+                    sample: s,
+                    prompt_len: prompts[p].len(),
+                    ids: Vec::with_capacity(params.max_new_tokens),
+                    logprobs: Vec::with_capacity(params.max_new_tokens),
+                    rng: completion_rng(params.seed, first_prompt_index + p, s),
+                    finish: None,
+                })
             })
-        })
-        .collect();
-    let mut decoding = Decoding {
-        model: &model,
-        params,
-        stop,
-        cache,
-        done: Vec::with_capacity(live.len()),
-        live,
-    };
-    decoding.fork(&logits, b)?;
-    while !decoding.live.is_empty() {
-        decoding.step()?;
-    }
-    Ok(into_groups(decoding.done, prompts, first_prompt_index, g))
+            .collect();
+        let mut decoding = Decoding {
+            model: &model,
+            params,
+            stop,
+            cache,
+            done: Vec::with_capacity(live.len()),
+            live,
+        };
+        decoding.fork(&logits, b)?;
+        while !decoding.live.is_empty() {
+            decoding.step()?;
+        }
+        Ok(into_groups(decoding.done, prompts, first_prompt_index, g))
+    })
 }
 
 /// The rows being decoded, in cache order, and those that have finished.
