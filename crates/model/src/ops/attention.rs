@@ -13,6 +13,7 @@ use std::sync::Arc;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::cpu;
+use super::fresh;
 
 /// Grouped-query attention with an additive mask.
 ///
@@ -123,15 +124,13 @@ impl CustomOp3 for Attention {
 /// R = E it turns head-major attention outputs into tokens; the fused attention's (S·G, E) groups
 /// are runs of R = G·E.
 pub(super) fn runs_to_tokens(o: &[f32], s: usize, k: usize, r: usize) -> Vec<f32> {
-    let mut y = cpu::zeros(o.len());
-    cpu::for_each_row(&mut y, k * r, |row, y| {
+    fresh::rows_from(o.len(), k * r, |row, y| {
         let (b, t) = (row / s, row % s);
         for (j, y) in y.chunks_exact_mut(r).enumerate() {
             let src = ((b * k + j) * s + t) * r;
             y.copy_from_slice(&o[src..src + r]);
         }
-    });
-    y
+    })
 }
 
 /// `softmax(scale · x + mask)` over the last dim of scores (N, K, G·S, L); mask (N or 1, 1, 1, S, L)
@@ -142,8 +141,7 @@ fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f32, s: usize) -> Resul
     let mask_rows = mask.dims()[0] * s;
     let y = cpu::with_f32(scores, "attention", |x| {
         cpu::with_f32(mask, "attention", |m| {
-            let mut y = cpu::zeros(x.len());
-            cpu::for_each_row(&mut y, l, |r, y| {
+            let y = fresh::rows_from(x.len(), l, |r, y| {
                 let mrow = ((r / per_batch) * s + r % s) % mask_rows;
                 let (x, m) = (&x[r * l..(r + 1) * l], &m[mrow * l..(mrow + 1) * l]);
                 for ((y, x), m) in y.iter_mut().zip(x).zip(m) {

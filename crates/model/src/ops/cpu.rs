@@ -8,7 +8,7 @@ use candle_core::{bail, CpuStorage, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 /// Below this many elements a kernel runs on the calling thread: rayon's dispatch costs more.
-const PAR_MIN_ELEMS: usize = 32 * 1024;
+pub(crate) const PAR_MIN_ELEMS: usize = 32 * 1024;
 /// Elements per rayon task (rounded to whole rows).
 const PAR_CHUNK_ELEMS: usize = 16 * 1024;
 
@@ -149,7 +149,7 @@ pub(crate) fn zeros(n: usize) -> Vec<f32> {
 }
 
 /// Rows of `row` elements per rayon task: about [`PAR_CHUNK_ELEMS`] elements, at least one row.
-fn rows_per_task(row: usize) -> usize {
+pub(crate) fn rows_per_task(row: usize) -> usize {
     (PAR_CHUNK_ELEMS / row.max(1)).max(1)
 }
 

@@ -19,6 +19,7 @@ mod attention;
 mod cpu;
 mod decode_attention;
 mod dense;
+mod fresh;
 pub mod generic;
 mod head_logprobs;
 mod layer;

@@ -7,6 +7,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu;
+use super::fresh;
 use super::simd::simd_dispatch;
 
 /// RMSNorm over the last dimension. x: (..., D) f32, weight: (D) f32 → (..., D).
@@ -36,11 +37,9 @@ fn inv_rms(x: &[f32], eps: f32) -> f32 {
 /// `y = x · r · w` for rows of x (_, D), w (D).
 pub(super) fn forward(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
     let d = w.len();
-    let mut y = cpu::zeros(x.len());
-    cpu::for_each_row(&mut y, d, |i, y| {
+    fresh::rows_from(x.len(), d, |i, y| {
         forward_row(&x[i * d..(i + 1) * d], w, eps, y)
-    });
-    y
+    })
 }
 
 simd_dispatch! {
@@ -84,8 +83,7 @@ simd_dispatch! {
 pub(super) fn backward(xs: &[f32], ws: &[f32], gs: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
     let d = ws.len();
     let row = |i: usize| (&xs[i * d..(i + 1) * d], &gs[i * d..(i + 1) * d]);
-    let mut dx = cpu::zeros(xs.len());
-    cpu::for_each_row(&mut dx, d, |i, dx| {
+    let dx = fresh::rows_from(xs.len(), d, |i, dx| {
         let (x, g) = row(i);
         backward_row(x, ws, g, eps, dx);
     });

@@ -23,6 +23,7 @@ use rayon::prelude::*;
 use super::attention::runs_to_tokens;
 use super::cpu;
 use super::dense::{matmul_into, View};
+use super::fresh::{self, Fresh};
 use super::simd::simd_dispatch;
 use crate::kv_cache::MASKED;
 
@@ -203,14 +204,15 @@ fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32], sign: f32) {
 /// Packed (N, S, C) → rotated q (N, K, S·G, E), rotated k and v (N, K, S, E).
 fn gather(x: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (s, h, kh, e, g, c, half) = (d.s, d.h, d.kh, d.e, d.g(), d.c(), d.e / 2);
-    let mut q = cpu::zeros(d.groups() * g * s * e);
-    let mut k = cpu::zeros(d.groups() * s * e);
-    let mut v = cpu::zeros(d.groups() * s * e);
-    q.par_chunks_mut(g * s * e)
-        .zip(k.par_chunks_mut(s * e))
-        .zip(v.par_chunks_mut(s * e))
+    let mut q = Fresh::new(d.groups() * g * s * e);
+    let mut k = Fresh::new(d.groups() * s * e);
+    let mut v = Fresh::new(d.groups() * s * e);
+    q.pieces(g * s * e)
+        .zip(k.pieces(s * e))
+        .zip(v.pieces(s * e))
         .enumerate()
         .for_each(|(gi, ((qg, kg), vg))| {
+            let (qg, kg, vg) = (qg.zeroed(), kg.zeroed(), vg.zeroed());
             let (b, j) = (gi / kh, gi % kh);
             for t in 0..s {
                 let at = b * s + t;
@@ -236,7 +238,7 @@ fn gather(x: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>, 
                 vg[t * e..(t + 1) * e].copy_from_slice(&row[vcol..vcol + e]);
             }
         });
-    (q, k, v)
+    (q.finish(), k.finish(), v.finish())
 }
 
 /// For each mask row and query position: 1 + the last key it may see, or S if it sees none.
@@ -273,13 +275,14 @@ fn attend(
 ) -> (Vec<f32>, Vec<f32>) {
     let (s, kh, e, g) = (d.s, d.kh, d.e, d.g());
     let gs = g * s;
-    let mut probs = cpu::zeros(d.groups() * gs * s);
-    let mut out = cpu::zeros(d.groups() * gs * e);
+    let mut probs = Fresh::new(d.groups() * gs * s);
+    let mut out = Fresh::new(d.groups() * gs * e);
     probs
-        .par_chunks_mut(gs * s)
-        .zip(out.par_chunks_mut(gs * e))
+        .pieces(gs * s)
+        .zip(out.pieces(gs * e))
         .enumerate()
         .for_each(|(gi, (pg, og))| {
+            let (pg, og) = (pg.zeroed(), og.zeroed());
             let mb = if d.masks == 1 { 0 } else { gi / kh };
             let qg = &q[gi * gs * e..(gi + 1) * gs * e];
             let kg = &k[gi * s * e..(gi + 1) * s * e];
@@ -306,7 +309,7 @@ fn attend(
                 matmul_into(pb, View::rows(vg, e), (rows, lb, e), ob, e, false);
             }
         });
-    (probs, out)
+    (probs.finish(), out.finish())
 }
 
 simd_dispatch! {
@@ -342,14 +345,15 @@ fn attend_backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (s, h, kh, e, g) = (d.s, d.h, d.kh, d.e, d.g());
     let gs = g * s;
-    let mut dq = cpu::zeros(d.groups() * gs * e);
-    let mut dk = cpu::zeros(d.groups() * s * e);
-    let mut dv = cpu::zeros(d.groups() * s * e);
-    dq.par_chunks_mut(gs * e)
-        .zip(dk.par_chunks_mut(s * e))
-        .zip(dv.par_chunks_mut(s * e))
+    let mut dq = Fresh::new(d.groups() * gs * e);
+    let mut dk = Fresh::new(d.groups() * s * e);
+    let mut dv = Fresh::new(d.groups() * s * e);
+    dq.pieces(gs * e)
+        .zip(dk.pieces(s * e))
+        .zip(dv.pieces(s * e))
         .enumerate()
         .for_each(|(gi, ((dqg, dkg), dvg))| {
+            let (dqg, dkg, dvg) = (dqg.zeroed(), dkg.zeroed(), dvg.zeroed());
             let (b, j) = (gi / kh, gi % kh);
             let mb = if d.masks == 1 { 0 } else { b };
             let qg = &saved.q[gi * gs * e..(gi + 1) * gs * e];
@@ -388,15 +392,14 @@ fn attend_backward(
                 matmul_into(dst, qb, (lb, rows, e), dkg, e, true);
             }
         });
-    (dq, dk, dv)
+    (dq.finish(), dk.finish(), dv.finish())
 }
 
 /// The packed gradient (N, S, C): dq and dk rotated back by −θ, dv as is.
 fn scatter(dq: &[f32], dk: &[f32], dv: &[f32], cos: &[f32], sin: &[f32], d: Dims) -> Vec<f32> {
     let (s, h, kh, e, g, c, half) = (d.s, d.h, d.kh, d.e, d.g(), d.c(), d.e / 2);
     let gs = g * s;
-    let mut dx = cpu::zeros(d.n * s * c);
-    cpu::for_each_row(&mut dx, c, |at, out| {
+    fresh::rows_from(d.n * s * c, c, |at, out| {
         let (b, t) = (at / s, at % s);
         let (cs, sn) = (
             &cos[at * half..(at + 1) * half],
@@ -421,6 +424,5 @@ fn scatter(dq: &[f32], dk: &[f32], dv: &[f32], cos: &[f32], sin: &[f32], d: Dims
             let vcol = (h + kh + j) * e;
             out[vcol..vcol + e].copy_from_slice(&dv[src..src + e]);
         }
-    });
-    dx
+    })
 }

@@ -6,6 +6,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu;
+use super::fresh;
 use super::simd::simd_dispatch;
 
 /// `silu(gate) ⊙ up`, elementwise. gate, up: same shape, f32.
@@ -37,12 +38,10 @@ struct SwiGluPacked;
 
 /// `silu(gate) ⊙ up` for rows of gu (_, 2F) = [gate | up] → (_, F).
 pub(super) fn packed_forward(gu: &[f32], f: usize) -> Vec<f32> {
-    let mut y = cpu::zeros(gu.len() / 2);
-    cpu::for_each_row(&mut y, f, |r, y| {
+    fresh::rows_from(gu.len() / 2, f, |r, y| {
         let (gate, up) = gu[r * 2 * f..(r + 1) * 2 * f].split_at(f);
         gated(gate, up, y);
-    });
-    y
+    })
 }
 
 simd_dispatch! {
@@ -77,14 +76,12 @@ simd_dispatch! {
 /// The gradient (_, 2F) of [`packed_forward`] for the incoming gradient g (_, F).
 pub(super) fn packed_backward(gu: &[f32], g: &[f32], f: usize) -> Vec<f32> {
     let two_f = 2 * f;
-    let mut dgu = cpu::zeros(gu.len());
-    cpu::for_each_row(&mut dgu, two_f, |r, d| {
+    fresh::rows_from(gu.len(), two_f, |r, d| {
         let (gate, up) = gu[r * two_f..(r + 1) * two_f].split_at(f);
         let g = &g[r * f..(r + 1) * f];
         let (dgate, dup) = d.split_at_mut(f);
         gated_backward(gate, up, g, dgate, dup);
-    });
-    dgu
+    })
 }
 
 impl CustomOp1 for SwiGluPacked {
