@@ -32,4 +32,5 @@ pub use decoder::Model;
 pub use device::{DeviceError, DeviceSpec};
 pub use error::{Error, Result};
 pub use kv_cache::KvCache;
+pub use ops::backward;
 pub use precision::Precision;

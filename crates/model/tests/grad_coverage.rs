@@ -118,6 +118,52 @@ fn every_parameter_gets_a_gradient() {
     }
 }
 
+/// `aha_model::backward` (the fused ops' weight gradients put into the store directly) gives
+/// every parameter candle's own `backward`'s gradient. Exactly, except a tied embedding: it gets
+/// gradient from the fused head and from candle's embedding backward, and the two now add in the
+/// other order (the head's part last), so it agrees to rounding. The ids repeat tokens, so the
+/// embedding's rows take several additions each.
+#[test]
+fn direct_weight_gradients_equal_candles() {
+    for arch in ARCHS {
+        let cfg = config(arch);
+        let model = random_model(&cfg, 5);
+        let ids = random_ids(&cfg, 4, 40, 6);
+        let loss = || {
+            model
+                .token_logprobs(&ids)
+                .unwrap()
+                .mean_all()
+                .unwrap()
+                .neg()
+                .unwrap()
+        };
+        let (plain, direct) = (
+            loss().backward().unwrap(),
+            aha_model::backward(&loss()).unwrap(),
+        );
+        for (name, var) in model.vars() {
+            let values = |store: &candle_core::backprop::GradStore| -> Vec<f32> {
+                let g = store
+                    .get(var)
+                    .unwrap_or_else(|| panic!("{arch:?}: {name}: no gradient"));
+                g.flatten_all().unwrap().to_vec1().unwrap()
+            };
+            let (a, b) = (values(&plain), values(&direct));
+            if cfg.tie_word_embeddings && name == "model.embed_tokens.weight" {
+                let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = a
+                    .iter()
+                    .zip(&b)
+                    .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(worst <= 1e-6 * scale, "{arch:?}: {name}: off by {worst}");
+            } else {
+                assert_eq!(a, b, "{arch:?}: {name}");
+            }
+        }
+    }
+}
+
 /// Logits of the training forward, (N, T, V), against one prefill chunk of 3 tokens followed by
 /// single-token decoding steps on a KV cache.
 #[test]

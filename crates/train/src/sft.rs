@@ -160,7 +160,7 @@ impl SftTrainer {
                 // Σ −log p over this micro-batch's loss tokens / the batch's loss tokens.
                 let loss = ((logp * &mask)?.sum_all()?.neg()? / tokens as f64)?;
                 loss_sum += crate::optim::grads::scalar(&loss)?;
-                acc.add(self.model.vars(), &loss.backward()?)?;
+                acc.add(self.model.vars(), &aha_model::backward(&loss)?)?;
             }
             Ok((acc, loss_sum))
         })?;

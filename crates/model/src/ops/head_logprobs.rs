@@ -13,9 +13,9 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu;
 use super::dense::{matmul, View};
 use super::logprobs::{entropy_given, logprob_grad_in_place, max_lse};
+use super::{cpu, grad_sink};
 
 /// Logits held at once (32 MB of f32): at least one row per chunk.
 const CHUNK_ELEMS: usize = 1 << 23;
@@ -190,7 +190,7 @@ impl CustomOp2 for HeadLogprobs {
         })?;
         Ok((
             Some(cpu::tensor_from(dh, (m, d), h)?),
-            Some(cpu::tensor_from(dw, (v, d), w)?),
+            grad_sink::deliver(w, cpu::tensor_from(dw, (v, d), w)?),
         ))
     }
 }

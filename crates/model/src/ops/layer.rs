@@ -29,7 +29,7 @@ use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Ten
 use super::dense::{self, View};
 use super::linear::column_sums;
 use super::rope_attention::{self, Dims, Heads};
-use super::{cpu, rms_norm, swiglu};
+use super::{cpu, grad_sink, rms_norm, swiglu};
 
 /// One layer's weights, in HF's (out, in) layout.
 pub struct LayerWeights<'a> {
@@ -221,12 +221,12 @@ impl CustomOp2 for Link {
     fn bwd(
         &self,
         prev: &Tensor,
-        _: &Tensor,
+        weight: &Tensor,
         _: &Tensor,
         _: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = self.grads[self.weight].take(self.name())?;
-        Ok((Some(prev.zeros_like()?), Some(grad)))
+        Ok((Some(prev.zeros_like()?), grad_sink::deliver(weight, grad)))
     }
 }
 

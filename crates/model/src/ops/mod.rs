@@ -21,6 +21,7 @@ mod decode_attention;
 mod dense;
 mod fresh;
 pub mod generic;
+mod grad_sink;
 mod head_logprobs;
 mod layer;
 mod linear;
@@ -52,6 +53,7 @@ pub mod fused {
     pub use super::swiglu::{swiglu, swiglu_packed};
 }
 
+pub use grad_sink::backward;
 pub use layer::LayerWeights;
 pub use rope_attention::Heads;
 

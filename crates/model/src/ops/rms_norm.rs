@@ -7,8 +7,8 @@
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu;
-use super::fresh;
 use super::simd::simd_dispatch;
+use super::{fresh, grad_sink};
 
 /// RMSNorm over the last dimension. x: (..., D) f32, weight: (D) f32 → (..., D).
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
@@ -131,7 +131,7 @@ impl CustomOp2 for RmsNorm {
         })?;
         Ok((
             Some(cpu::tensor_from(dx, x.shape(), x)?),
-            Some(cpu::tensor_from(dw, w.shape(), w)?),
+            grad_sink::deliver(w, cpu::tensor_from(dw, w.shape(), w)?),
         ))
     }
 }

@@ -197,7 +197,7 @@ fn minibatch_gradients(
         if micro.stats == Stats::Measure {
             first.add(&out);
         }
-        acc.add(policy.vars(), &out.loss.backward()?)?;
+        acc.add(policy.vars(), &aha_model::backward(&out.loss)?)?;
     }
     Ok((loss_value, acc))
 }

@@ -150,7 +150,7 @@ pub fn train_row(
         device.synchronize()?; // GPUs run asynchronously: time the work, not the launch
         let fwd = since(start);
         let start = Instant::now();
-        let grads = loss.backward()?;
+        let grads = aha_model::backward(&loss)?;
         device.synchronize()?;
         let bwd = since(start);
         let start = Instant::now();
