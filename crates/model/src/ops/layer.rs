@@ -297,15 +297,6 @@ fn columns(data: &[f32], cols: usize, from: usize) -> View<'_> {
     }
 }
 
-/// The transpose of [`columns`]: (width, rows).
-fn columns_t(data: &[f32], cols: usize, from: usize) -> View<'_> {
-    View {
-        data: &data[from..],
-        rs: 1,
-        cs: cols,
-    }
-}
-
 /// Rows of `x` (_, n) plus a bias row.
 fn plus_rows(mut x: Vec<f32>, bias: &[f32]) -> Vec<f32> {
     for row in x.chunks_exact_mut(bias.len()) {
@@ -392,8 +383,10 @@ impl DecoderLayer {
         // u = swiglu([c·Wgᵀ | c·Wuᵀ])
         let dgu = swiglu::packed_backward(&gu, &du, f);
         drop((gu, du));
-        dw[at.gate] = t_times(columns_t(&dgu, 2 * f, 0), &cn, (f, m, d));
-        dw[at.up] = t_times(columns_t(&dgu, 2 * f, f), &cn, (f, m, d));
+        // [dWg; dWu] = dguᵀ·c in one product: c is read and packed once, not once per weight.
+        let mut dw_gate = t_times(View::transposed(&dgu, 2 * f), &cn, (2 * f, m, d));
+        dw[at.up] = dw_gate.split_off(f * d);
+        dw[at.gate] = dw_gate;
         drop(cn);
         let dc = times(columns(&dgu, 2 * f, 0), ws[at.gate], (m, f, d), None);
         let dc = times(columns(&dgu, 2 * f, f), ws[at.up], (m, f, d), Some(dc));
