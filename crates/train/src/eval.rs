@@ -218,8 +218,7 @@ pub fn sample_and_score_range(
         let mut scoring: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<ScoredGroup>>>> = None;
         let mut finish = |handle: std::thread::ScopedJoinHandle<'_, Result<Vec<ScoredGroup>>>| {
             // A panic while scoring is a bug: carry it on as one.
-            let scored = handle
-                .join()
+            let scored = crate::worker::join_working(handle)
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             on_batch(scored)
         };

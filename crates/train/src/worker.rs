@@ -20,6 +20,19 @@ pub fn on_rayon_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// Waits for a scoped thread from a rayon worker while running rayon's pending jobs. A plain
+/// `join` would hold the worker idle, and when the awaited thread itself waits on rayon (the
+/// scorer's parallel loops) and the pool has no other worker (`RAYON_NUM_THREADS=1`, a one-core
+/// machine), neither would ever finish.
+pub fn join_working<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> std::thread::Result<T> {
+    while !handle.is_finished() {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+    handle.join()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
