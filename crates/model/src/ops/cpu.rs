@@ -136,18 +136,6 @@ pub(crate) fn tensor_from(
     Tensor::from_vec(data, shape, like.device())
 }
 
-/// `n` zeros, written by rayon's workers when `n` is large: the kernels' big output buffers
-/// (attention probabilities, gradients) were zero-filled by one thread while the other idled,
-/// a visible share of a training step's serial time on two cores.
-pub(crate) fn zeros(n: usize) -> Vec<f32> {
-    if n < PAR_MIN_ELEMS {
-        return vec![0f32; n];
-    }
-    let mut v = Vec::with_capacity(n);
-    v.par_extend(rayon::iter::repeat_n(0f32, n).with_min_len(PAR_CHUNK_ELEMS));
-    v
-}
-
 /// Rows of `row` elements per rayon task: about [`PAR_CHUNK_ELEMS`] elements, at least one row.
 pub(crate) fn rows_per_task(row: usize) -> usize {
     (PAR_CHUNK_ELEMS / row.max(1)).max(1)

@@ -15,6 +15,7 @@ use candle_core::{bail, Layout, Result, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::cpu;
+use super::fresh::Fresh;
 use super::simd::simd_dispatch;
 
 /// Above this many new tokens per row the batched-matmul path wins.
@@ -39,7 +40,7 @@ pub fn decode_attention(
     let (q, mask) = (q.contiguous()?, mask.contiguous()?);
     let (k, v) = (heads_contiguous(k)?, heads_contiguous(v)?);
     let g = h / kh;
-    let mut out = cpu::zeros(n * s * h * e);
+    let mut out = Fresh::new(n * s * h * e);
     cpu::with_f32(&q, "decode_attention", |qs| {
         cpu::with_f32(&mask, "decode_attention", |ms| {
             with_strided(&k, |ks, kl| {
@@ -66,11 +67,11 @@ pub fn decode_attention(
                         }
                     };
                     let per_task = (TASK_WORK / (h * l * e).max(1)).max(1);
-                    out.par_chunks_mut(per_task * h * e)
+                    out.pieces(per_task * h * e)
                         .enumerate()
                         .for_each(|(c, chunk)| {
                             let mut p = Vec::new();
-                            for (i, y) in chunk.chunks_mut(h * e).enumerate() {
+                            for (i, y) in chunk.zeroed().chunks_mut(h * e).enumerate() {
                                 row(c * per_task + i, y, &mut p);
                             }
                         });
@@ -79,7 +80,7 @@ pub fn decode_attention(
             })
         })
     })?;
-    Tensor::from_vec(out, (n, s, h, e), q.device())
+    Tensor::from_vec(out.finish(), (n, s, h, e), q.device())
 }
 
 /// The key and value buffers of the cache with the strides of their batch and head axes.
