@@ -54,6 +54,23 @@ impl Fresh {
             .map(move |raw| Piece { raw, zeroed })
     }
 
+    /// Pieces between consecutive `bounds` (0 first, n last), for rayon.
+    pub(crate) fn pieces_between(
+        &mut self,
+        bounds: &[usize],
+    ) -> impl IndexedParallelIterator<Item = Piece<'_>> {
+        assert!(bounds.first() == Some(&0) && bounds.last() == Some(&self.n));
+        let zeroed = &self.zeroed;
+        let mut rest = &mut self.v.spare_capacity_mut()[..self.n];
+        let mut raws = Vec::with_capacity(bounds.len() - 1);
+        for w in bounds.windows(2) {
+            let (raw, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+            raws.push(raw);
+            rest = tail;
+        }
+        raws.into_par_iter().map(move |raw| Piece { raw, zeroed })
+    }
+
     /// The filled vector. Panics if a piece was never zeroed (a kernel's loop that skipped one).
     pub(crate) fn finish(mut self) -> Vec<f32> {
         let zeroed = self.zeroed.load(Ordering::Acquire);
@@ -94,6 +111,15 @@ mod tests {
             assert_eq!(v.len(), n);
             assert!(v.iter().enumerate().all(|(k, &x)| x == (k / 7) as f32));
         }
+    }
+
+    #[test]
+    fn pieces_between_bounds_cover_the_vector() {
+        let mut f = Fresh::new(10);
+        f.pieces_between(&[0, 3, 3, 10])
+            .enumerate()
+            .for_each(|(i, p)| p.zeroed().iter_mut().for_each(|x| *x = i as f32));
+        assert_eq!(f.finish(), [0., 0., 0., 2., 2., 2., 2., 2., 2., 2.]);
     }
 
     #[test]

@@ -113,8 +113,12 @@ pub(super) struct Saved {
     /// Rotated keys and the values (N, K, S, E).
     k: Vec<f32>,
     v: Vec<f32>,
-    /// Probabilities (N, K, S·G, S), rows as the queries'; zero past each block's extent.
+    /// Probabilities per group and block of query positions: the block's (rows, keys it
+    /// needs) matrix, row-major, blocks in order. A causal mask leaves out about the upper
+    /// half (a full (S·G, S) layout held zeros there).
     probs: Vec<f32>,
+    /// Where each group's probabilities start in `probs`, and the end: (N·K + 1).
+    probs_at: Vec<usize>,
     /// Keys each query position needs, per mask row: (masks, S).
     extent: Vec<usize>,
 }
@@ -162,7 +166,8 @@ pub(super) fn forward(
 ) -> (Vec<f32>, Saved) {
     let (q, k, v) = gather(x, cos, sin, d);
     let extent = extents(mask, d);
-    let (probs, out) = attend(&q, &k, &v, mask, &extent, d, scale);
+    let probs_at = probs_offsets(&extent, d);
+    let (probs, out) = attend(&q, &k, &v, mask, &extent, &probs_at, d, scale);
     // (N, K, S·G, E) → (N, S, H·E): token t's G heads of key head j are one run of G·E.
     let y = runs_to_tokens(&out, d.s, d.kh, d.g() * d.e);
     let saved = Saved {
@@ -170,6 +175,7 @@ pub(super) fn forward(
         k,
         v,
         probs,
+        probs_at,
         extent,
     };
     (y, saved)
@@ -261,52 +267,82 @@ fn block_extent(extent: &[usize], mask_row: usize, s: usize, s0: usize, s1: usiz
         .unwrap_or(s)
 }
 
-/// Probabilities (N, K, S·G, S) and outputs (N, K, S·G, E) from rotated q, k and v. A group's
-/// rows are token-major (the G heads of token t are rows t·G..(t+1)·G), so one block of query
-/// positions is one block of rows for all G heads: two GEMMs per block, not 2·G.
+/// The mask row group `gi` reads.
+fn mask_row(d: Dims, gi: usize) -> usize {
+    if d.masks == 1 {
+        0
+    } else {
+        gi / d.kh
+    }
+}
+
+/// Where each group's probabilities start (and the total, last): a group holds, per block of
+/// query positions, its rows × the keys the block needs.
+fn probs_offsets(extent: &[usize], d: Dims) -> Vec<usize> {
+    let (s, g) = (d.s, d.g());
+    let group_len = |mb: usize| -> usize {
+        (0..s)
+            .step_by(QB)
+            .map(|s0| {
+                let s1 = (s0 + QB).min(s);
+                (s1 - s0) * g * block_extent(extent, mb, s, s0, s1)
+            })
+            .sum()
+    };
+    let lens: Vec<usize> = (0..d.masks).map(group_len).collect();
+    let mut at = Vec::with_capacity(d.groups() + 1);
+    at.push(0);
+    for gi in 0..d.groups() {
+        at.push(at[gi] + lens[mask_row(d, gi)]);
+    }
+    at
+}
+
+/// Probabilities (see [`Saved::probs`]) and outputs (N, K, S·G, E) from rotated q, k and v. A
+/// group's rows are token-major (the G heads of token t are rows t·G..(t+1)·G), so one block of
+/// query positions is one block of rows for all G heads: two GEMMs per block, not 2·G.
+#[allow(clippy::too_many_arguments)]
 fn attend(
     q: &[f32],
     k: &[f32],
     v: &[f32],
     mask: &[f32],
     extent: &[usize],
+    probs_at: &[usize],
     d: Dims,
     scale: f32,
 ) -> (Vec<f32>, Vec<f32>) {
-    let (s, kh, e, g) = (d.s, d.kh, d.e, d.g());
+    let (s, e, g) = (d.s, d.e, d.g());
     let gs = g * s;
-    let mut probs = Fresh::new(d.groups() * gs * s);
+    let mut probs = Fresh::new(probs_at[d.groups()]);
     let mut out = Fresh::new(d.groups() * gs * e);
     probs
-        .pieces(gs * s)
+        .pieces_between(probs_at)
         .zip(out.pieces(gs * e))
         .enumerate()
         .for_each(|(gi, (pg, og))| {
             let (pg, og) = (pg.zeroed(), og.zeroed());
-            let mb = if d.masks == 1 { 0 } else { gi / kh };
+            let mb = mask_row(d, gi);
             let qg = &q[gi * gs * e..(gi + 1) * gs * e];
             let kg = &k[gi * s * e..(gi + 1) * s * e];
             let vg = &v[gi * s * e..(gi + 1) * s * e];
+            let mut at = 0;
             for s0 in (0..s).step_by(QB) {
                 let s1 = (s0 + QB).min(s);
                 let (rows, r0) = ((s1 - s0) * g, s0 * g);
                 let lb = block_extent(extent, mb, s, s0, s1);
+                let pb = &mut pg[at..at + rows * lb];
                 let qb = View::rows(&qg[r0 * e..], e);
                 let kt = View::transposed(kg, e);
-                matmul_into(qb, kt, (rows, e, lb), &mut pg[r0 * s..], s, false);
-                for r in 0..rows {
+                matmul_into(qb, kt, (rows, e, lb), pb, lb, false);
+                for (r, p) in pb.chunks_exact_mut(lb).enumerate() {
                     let t = s0 + r / g;
-                    let p = &mut pg[(r0 + r) * s..(r0 + r) * s + lb];
                     let m = &mask[(mb * s + t) * s..(mb * s + t) * s + lb];
                     softmax_row(p, m, scale);
                 }
-                let pb = View {
-                    data: &pg[r0 * s..],
-                    rs: s,
-                    cs: 1,
-                };
-                let ob = &mut og[r0 * e..];
+                let (pb, ob) = (View::rows(pb, lb), &mut og[r0 * e..]);
                 matmul_into(pb, View::rows(vg, e), (rows, lb, e), ob, e, false);
+                at += rows * lb;
             }
         });
     (probs.finish(), out.finish())
@@ -355,11 +391,11 @@ fn attend_backward(
         .for_each(|(gi, ((dqg, dkg), dvg))| {
             let (dqg, dkg, dvg) = (dqg.zeroed(), dkg.zeroed(), dvg.zeroed());
             let (b, j) = (gi / kh, gi % kh);
-            let mb = if d.masks == 1 { 0 } else { b };
+            let mb = mask_row(d, gi);
             let qg = &saved.q[gi * gs * e..(gi + 1) * gs * e];
             let kg = &saved.k[gi * s * e..(gi + 1) * s * e];
             let vg = &saved.v[gi * s * e..(gi + 1) * s * e];
-            let pg = &saved.probs[gi * gs * s..(gi + 1) * gs * s];
+            let pg = &saved.probs[saved.probs_at[gi]..saved.probs_at[gi + 1]];
             // This group's output gradient in its (S·G, E) row order.
             let mut dog = vec![0f32; gs * e];
             for (t, rows) in dog.chunks_exact_mut(g * e).enumerate() {
@@ -367,22 +403,20 @@ fn attend_backward(
                 rows.copy_from_slice(&go[from..from + g * e]);
             }
             let mut ds = vec![0f32; QB.min(s) * g * s];
+            let mut at = 0;
             for s0 in (0..s).step_by(QB) {
                 let s1 = (s0 + QB).min(s);
                 let (rows, r0) = ((s1 - s0) * g, s0 * g);
                 let lb = block_extent(&saved.extent, mb, s, s0, s1);
+                let pb = &pg[at..at + rows * lb];
+                at += rows * lb;
                 let dout = View::rows(&dog[r0 * e..], e);
-                let pt = View {
-                    data: &pg[r0 * s..],
-                    rs: 1,
-                    cs: s,
-                };
+                let pt = View::transposed(pb, lb);
                 matmul_into(pt, dout, (lb, rows, e), dvg, e, true);
                 let vt = View::transposed(vg, e);
                 matmul_into(dout, vt, (rows, e, lb), &mut ds, lb, false);
-                for r in 0..rows {
-                    let p = &pg[(r0 + r) * s..(r0 + r) * s + lb];
-                    softmax_backward_row(p, &mut ds[r * lb..(r + 1) * lb], scale);
+                for (p, ds) in pb.chunks_exact(lb).zip(ds.chunks_exact_mut(lb)) {
+                    softmax_backward_row(p, ds, scale);
                 }
                 let dsb = View::rows(&ds, lb);
                 let dq_rows = &mut dqg[r0 * e..];
