@@ -12,7 +12,8 @@
 //! Query rows go in blocks of [`QB`]; a block multiplies only the keys up to the last one any of
 //! its rows may see, so a causal mask skips about half the work. The probabilities past that
 //! point are exactly 0 either way (`exp` of a masked score underflows), so the result is the
-//! full computation's. A row that sees no key at all keeps the full row, as unfused softmax does.
+//! full computation's; they are not stored. A row that sees no key at all keeps the full row, as
+//! unfused softmax does.
 //!
 //! Backward, per group: `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = scale · P ⊙ (dP − Σ dP⊙P)`,
 //! `dQ = dS·K`, `dK = dSᵀ·Q`; then dQ and dK are rotated back by −θ into the packed gradient.
