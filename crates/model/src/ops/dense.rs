@@ -186,6 +186,13 @@ mod tests {
         y
     }
 
+    /// `len` values `((i·mul mod modulus) − modulus/2) / div`: a fixed spread of signs and sizes.
+    fn pattern(len: usize, mul: usize, modulus: usize, div: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * mul % modulus) as f32 - (modulus / 2) as f32) / div)
+            .collect()
+    }
+
     fn close(x: &[f32], y: &[f32]) -> bool {
         x.len() == y.len()
             && x.iter()
@@ -196,12 +203,8 @@ mod tests {
     #[test]
     fn plain_transposed_and_initialised_products_match_a_naive_loop() {
         let (m, k, n) = (37, 19, 45);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
-            .collect();
+        let a = pattern(m * k, 7, 13, 5.0);
+        let b = pattern(k * n, 5, 11, 4.0);
         let want = naive(&a, &b, m, k, n);
         for threads in [1, 2] {
             let y = matmul(
@@ -238,15 +241,9 @@ mod tests {
     #[test]
     fn side_by_side_products_fill_both_halves_of_each_row() {
         let (m, k, n) = (29, 13, 17);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 3 % 7) as f32 - 3.0) / 2.0)
-            .collect();
-        let b1: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
-            .collect();
-        let b2: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
-            .collect();
+        let a = pattern(m * k, 3, 7, 2.0);
+        let b1 = pattern(k * n, 5, 11, 4.0);
+        let b2 = pattern(k * n, 7, 13, 3.0);
         let (w1, w2) = (naive(&a, &b1, m, k, n), naive(&a, &b2, m, k, n));
         for threads in [1, 2] {
             let bs = [View::rows(&b1, n), View::rows(&b2, n)];

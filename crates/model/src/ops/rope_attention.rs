@@ -259,13 +259,39 @@ fn extents(mask: &[f32], d: Dims) -> Vec<usize> {
         .collect()
 }
 
-/// The keys a block of query positions s0..s1 needs.
-fn block_extent(extent: &[usize], mask_row: usize, s: usize, s0: usize, s1: usize) -> usize {
-    extent[mask_row * s + s0..mask_row * s + s1]
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(s)
+/// One block of query positions of a group: positions s0.., its rows r0..r0 + rows (all G heads),
+/// the keys it needs, and where its probabilities start within the group's.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    s0: usize,
+    r0: usize,
+    rows: usize,
+    keys: usize,
+    at: usize,
+}
+
+/// The blocks of a group that reads mask row `mb`, in order.
+fn blocks(extent: &[usize], mb: usize, d: Dims) -> impl Iterator<Item = Block> + '_ {
+    let (s, g) = (d.s, d.g());
+    let mut at = 0;
+    (0..s).step_by(QB).map(move |s0| {
+        let s1 = (s0 + QB).min(s);
+        let keys = extent[mb * s + s0..mb * s + s1]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(s);
+        let rows = (s1 - s0) * g;
+        let block = Block {
+            s0,
+            r0: s0 * g,
+            rows,
+            keys,
+            at,
+        };
+        at += rows * keys;
+        block
+    })
 }
 
 /// The mask row group `gi` reads.
@@ -280,16 +306,7 @@ fn mask_row(d: Dims, gi: usize) -> usize {
 /// Where each group's probabilities start (and the total, last): a group holds, per block of
 /// query positions, its rows × the keys the block needs.
 fn probs_offsets(extent: &[usize], d: Dims) -> Vec<usize> {
-    let (s, g) = (d.s, d.g());
-    let group_len = |mb: usize| -> usize {
-        (0..s)
-            .step_by(QB)
-            .map(|s0| {
-                let s1 = (s0 + QB).min(s);
-                (s1 - s0) * g * block_extent(extent, mb, s, s0, s1)
-            })
-            .sum()
-    };
+    let group_len = |mb: usize| -> usize { blocks(extent, mb, d).map(|b| b.rows * b.keys).sum() };
     let lens: Vec<usize> = (0..d.masks).map(group_len).collect();
     let mut at = Vec::with_capacity(d.groups() + 1);
     at.push(0);
@@ -327,11 +344,14 @@ fn attend(
             let qg = &q[gi * gs * e..(gi + 1) * gs * e];
             let kg = &k[gi * s * e..(gi + 1) * s * e];
             let vg = &v[gi * s * e..(gi + 1) * s * e];
-            let mut at = 0;
-            for s0 in (0..s).step_by(QB) {
-                let s1 = (s0 + QB).min(s);
-                let (rows, r0) = ((s1 - s0) * g, s0 * g);
-                let lb = block_extent(extent, mb, s, s0, s1);
+            for Block {
+                s0,
+                r0,
+                rows,
+                keys: lb,
+                at,
+            } in blocks(extent, mb, d)
+            {
                 let pb = &mut pg[at..at + rows * lb];
                 let qb = View::rows(&qg[r0 * e..], e);
                 let kt = View::transposed(kg, e);
@@ -343,7 +363,6 @@ fn attend(
                 }
                 let (pb, ob) = (View::rows(pb, lb), &mut og[r0 * e..]);
                 matmul_into(pb, View::rows(vg, e), (rows, lb, e), ob, e, false);
-                at += rows * lb;
             }
         });
     (probs.finish(), out.finish())
@@ -404,13 +423,15 @@ fn attend_backward(
                 rows.copy_from_slice(&go[from..from + g * e]);
             }
             let mut ds = vec![0f32; QB.min(s) * g * s];
-            let mut at = 0;
-            for s0 in (0..s).step_by(QB) {
-                let s1 = (s0 + QB).min(s);
-                let (rows, r0) = ((s1 - s0) * g, s0 * g);
-                let lb = block_extent(&saved.extent, mb, s, s0, s1);
+            for Block {
+                r0,
+                rows,
+                keys: lb,
+                at,
+                ..
+            } in blocks(&saved.extent, mb, d)
+            {
                 let pb = &pg[at..at + rows * lb];
-                at += rows * lb;
                 let dout = View::rows(&dog[r0 * e..], e);
                 let pt = View::transposed(pb, lb);
                 matmul_into(pt, dout, (lb, rows, e), dvg, e, true);
